@@ -1,0 +1,41 @@
+# Two commands from a fresh clone: `make demo` and `make test`.
+# Both create .venv and install fieldtune with the CPU torch wheel first, so
+# pip never pulls a multi-GB CUDA build. Users with a GPU install their own torch.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_PIN ?= torch==2.13.0
+STAMP := $(VENV)/.fieldtune-installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-slow test-all lint benchmarks clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[all,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/fieldtune demo --out out/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check fieldtune tests benchmarks
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/baselines.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

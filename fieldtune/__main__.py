@@ -1,0 +1,3 @@
+from fieldtune.cli import main
+
+main()

@@ -1,0 +1,187 @@
+"""The ``fieldtune`` command line: a thin layer over the public API.
+
+Heavy libraries are imported inside each command so ``fieldtune --help``
+answers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fieldtune import __version__
+from fieldtune.errors import FieldtuneError
+
+app = typer.Typer(
+    name="fieldtune",
+    help="Tune a retrieval embedding model to a field's documents, prove it with honest numbers, search with it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class OnErrorChoice(str, Enum):
+    stop = "stop"
+    skip = "skip"
+
+
+class PrecisionChoice(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+    )
+    logging.getLogger("fieldtune").setLevel(logging.INFO)
+
+
+def _echo_err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fieldtune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs too.")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+) -> None:
+    _setup_logging(verbose)
+
+
+def _parse_dims(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        dims = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise typer.BadParameter(f"--dims takes comma-separated integers such as 384,256,128,64, got {text!r}") from None
+    if not dims or any(d < 1 for d in dims):
+        raise typer.BadParameter("--dims must list positive integers")
+    return dims
+
+
+@app.command()
+def models() -> None:
+    """List the registered base models (they work offline)."""
+    from fieldtune.models import DEFAULT_MODEL, REGISTRY
+
+    for name, model in REGISTRY.items():
+        default = " (default)" if name == DEFAULT_MODEL else ""
+        typer.echo(f"{name}{default}: {model.description} [package {model.package}]")
+
+
+@app.command()
+def ingest(
+    corpus: Annotated[Path, typer.Argument(help="BEIR directory, .jsonl, .csv, or a folder of .txt/.md/.tex/.pdf")],
+    out: Annotated[Path, typer.Option("--out", help="Work directory for the artifacts.")],
+    model: Annotated[str, typer.Option("--model", help="Model whose tokenizer measures chunks.")] = "minilm",
+    max_tokens: Annotated[int, typer.Option(help="Chunk length limit in model tokens.")] = 256,
+    overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")] = 32,
+    on_error: Annotated[OnErrorChoice, typer.Option("--on-error", help="Stop at the first bad record, or skip it.")] = OnErrorChoice.stop,
+) -> None:
+    """Read a corpus and cut it into token-aware chunks (documents.jsonl, chunks.jsonl)."""
+    from fieldtune.chunking import ChunkingConfig
+    from fieldtune.ingest import OnError
+    from fieldtune.pipeline import IngestConfig, ingest_and_chunk
+
+    config = IngestConfig(model=model, chunking=ChunkingConfig(max_tokens, overlap), on_error=OnError(on_error.value))
+    for stage in ingest_and_chunk(corpus, out, config):
+        state = "unchanged, skipped" if stage.skipped else f"done in {stage.record['seconds']:.1f}s"
+        typer.echo(f"{stage.name}: {state} {stage.record.get('stats', {})}")
+    typer.echo(f"artifacts in {out}")
+
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[str, typer.Option("--model", help="Model under test: registered name, directory, or hub id.")],
+    data: Annotated[Path, typer.Option("--data", help="BEIR directory (corpus.jsonl, queries.jsonl, qrels/).")],
+    split: Annotated[str, typer.Option(help="qrels split to score.")] = "test",
+    baseline: Annotated[Optional[list[str]], typer.Option("--baseline", help="'base', 'bm25', or another model; repeat for several.")] = None,
+    dims: Annotated[Optional[str], typer.Option(help="Matryoshka dimensions, e.g. 384,256,128,64 (default: full and powers of two down to 64).")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full result as JSON.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write the tables as Markdown (.md) or HTML (.html).")] = None,
+    precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision.")] = PrecisionChoice.fp32,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 10_000,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse cached corpus embeddings.")] = False,
+) -> None:
+    """Score a model and baselines: nDCG@10, MRR@10, Recall@10/100, Hit@1/3/5, MAP, per dimension, with CIs."""
+    from fieldtune.encoding import Precision
+    from fieldtune.evaluate.harness import EvalOptions, run_evaluation
+    from fieldtune.evaluate.report import terminal_table, to_html, to_markdown
+    from fieldtune.workdir import atomic_write, write_json
+
+    if report is not None and report.suffix.lower() not in {".md", ".html", ".htm"}:
+        raise typer.BadParameter("--report must end in .md or .html")
+    options = EvalOptions(split=split, dims=_parse_dims(dims), precision=Precision(precision.value), seed=seed, n_resamples=resamples, use_cache=not no_cache)
+    result = run_evaluation(model, data, baseline or [], options)
+    typer.echo(terminal_table(result))
+    if json_path is not None:
+        write_json(json_path, result)
+        typer.echo(f"wrote {json_path}")
+    if report is not None:
+        text = to_markdown(result) if report.suffix.lower() == ".md" else to_html(result)
+        with atomic_write(report) as handle:
+            handle.write(text)
+        typer.echo(f"wrote {report}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Work directory for the demo.")] = Path("out/demo"),
+    limit: Annotated[Optional[int], typer.Option(help="Use a seeded sample of this many docstrings.")] = None,
+    precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision.")] = PrecisionChoice.fp32,
+) -> None:
+    """Run fieldtune on SymPy's docstrings (offline): ingest, chunk, then base model vs BM25."""
+    from fieldtune.demo.run import run_demo
+
+    typer.echo(run_demo(out, limit=limit, precision=precision.value))
+
+
+def _not_ready(command: str, issue: str) -> None:
+    from fieldtune.errors import NotReadyError
+
+    raise NotReadyError(f"`fieldtune {command}` is not implemented yet ({issue}); nothing was changed.")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def build() -> None:
+    """Concept graph -> pairs -> hard negatives -> tuned model (not implemented yet)."""
+    _not_ready("build", "the build pipeline lands with the concept-graph/pairs/training work")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def search() -> None:
+    """Search an index (not implemented yet)."""
+    _not_ready("search", "the search index lands with the search work")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def serve() -> None:
+    """Serve search over HTTP (not implemented yet)."""
+    _not_ready("serve", "the search service lands with the search work")
+
+
+def main() -> None:
+    try:
+        app()
+    except FieldtuneError as error:
+        _echo_err(f"error: {error}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _echo_err("interrupted; finished stages are kept and a rerun resumes from them")
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Offline demo data: corpora and labelled tasks that exist wherever torch is installed."""

@@ -1,0 +1,131 @@
+"""``fieldtune eval``: score a model and its baselines on a BEIR set, with paired-bootstrap CIs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fieldtune.encoding import Precision
+from fieldtune.evaluate.beir import load_beir
+from fieldtune.evaluate.bootstrap import paired_bootstrap
+from fieldtune.evaluate.metrics import DEFAULT_METRICS, PRIMARY_METRIC, mean_scores, per_query_scores
+from fieldtune.evaluate.systems import BM25System, DenseSystem, System
+from fieldtune.models import DEFAULT_MODEL, base_model_of, resolve_model
+from fieldtune.types import EvalSet
+
+logger = logging.getLogger("fieldtune.evaluate")
+
+BASE = "base"
+BM25 = "bm25"
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    split: str = "test"
+    dims: Sequence[int] | None = None
+    precision: Precision = Precision.FP32
+    seed: int = 0
+    n_resamples: int = 10_000
+    use_cache: bool = True
+
+
+def display_name(spec: str) -> str:
+    """A short label: a registered name or hub id as given, a directory by its last parts."""
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        return spec
+    resolved = path.resolve()
+    # `build` writes DIR/model: "DIR/model" says more than "model".
+    return f"{resolved.parent.name}/{resolved.name}" if resolved.name == "model" else resolved.name
+
+
+def _baseline_systems(model: str, baselines: Sequence[str], options: EvalOptions, notes: list[str]) -> list[System]:
+    systems: list[System] = []
+    model_location = resolve_model(model).location
+    seen = {model_location}
+    for spec in baselines:
+        if spec == BM25:
+            if BM25 not in {s.name for s in systems}:
+                systems.append(BM25System())
+            continue
+        if spec == BASE:
+            base = base_model_of(model)
+            if base is None:
+                base = DEFAULT_MODEL
+                notes.append(f"{model} records no base model; 'base' means the default base, {DEFAULT_MODEL}")
+            spec = base
+        location = resolve_model(spec).location
+        if location in seen:
+            notes.append(f"baseline {spec} is the model under test (or listed twice); not evaluated twice")
+            continue
+        seen.add(location)
+        systems.append(DenseSystem(
+            name=display_name(spec), model_spec=spec, dims=list(options.dims) if options.dims else None,
+            precision=options.precision, use_cache=options.use_cache, clip_dims=True,
+        ))
+    return systems
+
+
+def run_evaluation(model: str, data_dir: str | Path, baselines: Sequence[str] = (), options: EvalOptions | None = None, *, data: EvalSet | None = None) -> dict[str, Any]:
+    """Evaluate ``model`` and ``baselines`` on ``data_dir``; returns the JSON-ready result."""
+    options = options or EvalOptions()
+    started = time.time()
+    data = data or load_beir(data_dir, options.split)
+    query_ids = data.judged_query_ids
+    if not query_ids:
+        from fieldtune.errors import InputError
+
+        raise InputError(data_dir, f"split {options.split!r} has no query with a relevant document")
+    notes: list[str] = []
+    model_name = display_name(model)
+    under_test = DenseSystem(name=model_name, model_spec=model, dims=list(options.dims) if options.dims else None, precision=options.precision, use_cache=options.use_cache)
+    others = _baseline_systems(model, baselines, options, notes)
+
+    results: dict[str, Any] = {}
+    per_query: dict[str, dict[str, dict[str, Any]]] = {}
+    timings: dict[str, float] = {}
+    for system in [under_test, *others]:
+        tick = time.time()
+        runs = system.runs(data, query_ids)
+        timings[system.name] = round(time.time() - tick, 2)
+        per_query[system.name] = {dim: per_query_scores(data.qrels, run, query_ids, DEFAULT_METRICS) for dim, run in runs.items()}
+        results[system.name] = {
+            "kind": system.kind,
+            "model": getattr(system, "model_spec", None),
+            "dimension": getattr(system, "dimension", None) or None,
+            "results": {dim: mean_scores(scores) for dim, scores in per_query[system.name].items()},
+        }
+        logger.info("%s: %s", system.name, {d: round(r[PRIMARY_METRIC.key], 4) for d, r in results[system.name]["results"].items()})
+
+    comparisons = []
+    key = PRIMARY_METRIC.key
+    for system in others:
+        theirs = per_query[system.name]
+        for dim, mine in per_query[model_name].items():
+            their_dim = dim if dim in theirs else next(iter(theirs))
+            diff = paired_bootstrap(mine[key], theirs[their_dim][key], n_resamples=options.n_resamples, seed=options.seed)
+            comparisons.append({
+                "system": system.name, "system_dim": their_dim, "model_dim": dim, "metric": key,
+                "model_minus_system": diff.to_dict(),
+            })
+    return {
+        "dataset": {"name": data.name, "path": str(data_dir), "split": options.split},
+        "counts": {
+            "documents": len(data.corpus), "queries": len(data.queries),
+            "judged_queries": len(query_ids), "judgements": sum(len(r) for r in data.qrels.values()),
+        },
+        "model": model_name,
+        "systems": results,
+        "comparisons": comparisons,
+        "settings": {
+            "metrics": [m.key for m in DEFAULT_METRICS], "precision": options.precision.value,
+            "bootstrap_resamples": options.n_resamples, "seed": options.seed, "confidence": 0.95,
+            "difference": "model under test minus system, per query, mean over judged queries",
+        },
+        "notes": notes,
+        "seconds": {"total": round(time.time() - started, 2), **timings},
+    }

