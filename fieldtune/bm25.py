@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
+
+
+def _import_bm25s() -> Any:
+    import bm25s
+
+    # bm25s sets its own logger to DEBUG on import; keep it at the application's level.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 def _stemmer() -> Any:
@@ -19,8 +28,7 @@ class BM25Index:
     """A BM25 index of ``texts``; :meth:`search` returns (indices, scores) per query."""
 
     def __init__(self, texts: list[str], *, k1: float = 1.2, b: float = 0.75, method: str = "lucene") -> None:
-        import bm25s
-
+        bm25s = _import_bm25s()
         self._stemmer = _stemmer()
         self.size = len(texts)
         tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
@@ -28,8 +36,7 @@ class BM25Index:
         self._retriever.index(tokens, show_progress=False)
 
     def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        import bm25s
-
+        bm25s = _import_bm25s()
         k = min(k, self.size)
         tokens = bm25s.tokenize(queries, stopwords="en", stemmer=self._stemmer, show_progress=False, return_ids=False)
         # Queries made only of stop words would otherwise be an error in bm25s.

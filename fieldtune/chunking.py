@@ -12,6 +12,7 @@ the same settings yields the same ``<doc_id>#<n>`` ids.
 from __future__ import annotations
 
 import bisect
+import copy
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,9 +29,11 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n")
 
 
 class TokenOffsets(Protocol):
-    """Character spans of a text's tokens, in order (special tokens excluded)."""
+    """Character spans of a text's tokens, in order (special tokens excluded), and
+    the indices of tokens that begin a word (a cut inside a word would re-tokenize
+    into more pieces than were counted)."""
 
-    def __call__(self, text: str) -> list[tuple[int, int]]: ...
+    def __call__(self, text: str) -> tuple[list[tuple[int, int]], list[int]]: ...
 
 
 @dataclass(frozen=True)
@@ -51,16 +54,27 @@ def tokenizer_offsets(tokenizer: Any) -> TokenOffsets:
     """Adapt a Hugging Face tokenizer (fast or slow) to a :class:`TokenOffsets`."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
+        # A copy without the model's truncation (MiniLM's tokenizer.json truncates at 128):
+        # we must see every token to measure and cover the whole document.
+        backend = copy.deepcopy(backend)
+        backend.no_truncation()
+        backend.no_padding()
         # The Rust tokenizer: no length warnings, no truncation, fast.
-        def offsets(text: str) -> list[tuple[int, int]]:
+        def offsets(text: str) -> tuple[list[tuple[int, int]], list[int]]:
             encoding = backend.encode(text, add_special_tokens=False)
-            return [span for span in encoding.offsets if span[1] > span[0]]
+            kept = [(span, word) for span, word in zip(encoding.offsets, encoding.word_ids) if span[1] > span[0]]
+            spans = [span for span, _ in kept]
+            words = [i for i, (_, word) in enumerate(kept) if i == 0 or word is None or word != kept[i - 1][1]]
+            return spans, words
 
         return offsets
 
-    def slow_offsets(text: str) -> list[tuple[int, int]]:
+    def slow_offsets(text: str) -> tuple[list[tuple[int, int]], list[int]]:
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
-        return [tuple(span) for span in encoded["offset_mapping"] if span[1] > span[0]]
+        spans = [tuple(span) for span in encoded["offset_mapping"] if span[1] > span[0]]
+        # Without word ids, a token that follows a gap begins a word.
+        words = [i for i, span in enumerate(spans) if i == 0 or span[0] > spans[i - 1][1]]
+        return spans, words
 
     return slow_offsets
 
@@ -85,7 +99,21 @@ def _token_boundaries(spans: Sequence[tuple[int, int]], char_starts: Sequence[in
     return sorted(indices)
 
 
-def _windows(n_tokens: int, boundaries: Sequence[int], max_tokens: int, overlap: int) -> Iterator[tuple[int, int]]:
+def _latest(points: Sequence[int], start: int, limit: int) -> int | None:
+    """The largest point in (start, limit], if any."""
+    cut = bisect.bisect_right(points, limit) - 1
+    return points[cut] if cut >= 0 and points[cut] > start else None
+
+
+def _earliest(points: Sequence[int], low: int, below: int) -> int | None:
+    """The smallest point in [low, below), if any."""
+    index = bisect.bisect_left(points, low)
+    return points[index] if index < len(points) and points[index] < below else None
+
+
+def _windows(
+    n_tokens: int, boundaries: Sequence[int], word_starts: Sequence[int], max_tokens: int, overlap: int
+) -> Iterator[tuple[int, int]]:
     """Yield [start, end) token windows covering 0..n_tokens."""
     start = 0
     while start < n_tokens:
@@ -93,32 +121,30 @@ def _windows(n_tokens: int, boundaries: Sequence[int], max_tokens: int, overlap:
         if limit >= n_tokens:
             yield start, n_tokens
             return
-        # Latest sentence boundary that still fits; otherwise cut mid-sentence.
-        cut = bisect.bisect_right(boundaries, limit) - 1
-        end = boundaries[cut] if cut >= 0 and boundaries[cut] > start else limit
-        if end - start < max_tokens // 4:
-            # A boundary this early would leave a sliver; a mid-sentence cut is the lesser evil.
-            end = limit
+        # Latest sentence boundary that still fits, unless it would leave a sliver;
+        # otherwise the latest word start; a word longer than a window is cut anyway.
+        end = _latest(boundaries, start, limit)
+        if end is None or end - start < max_tokens // 4:
+            end = _latest(word_starts, start, limit) or limit
         yield start, end
         if overlap == 0:
             start = end
             continue
         # Step back by at most `overlap` tokens, preferring a sentence start.
-        back = end - overlap
-        snap = bisect.bisect_left(boundaries, back)
-        next_start = boundaries[snap] if snap < len(boundaries) and boundaries[snap] < end else back
-        start = max(next_start, start + 1)
+        # The next window must still advance, so never step back to `start` itself.
+        back = max(end - overlap, start + 1)
+        start = _earliest(boundaries, back, end) or _earliest(word_starts, back, end) or end
 
 
 def chunk_document(document: Document, offsets: TokenOffsets, config: ChunkingConfig) -> list[Chunk]:
     """Split one document into chunks; a title-only document becomes one empty-text chunk."""
     text = document.text
-    spans = offsets(text) if text.strip() else []
+    spans, word_starts = offsets(text) if text.strip() else ([], [])
     if not spans:
         return [Chunk(f"{document.id}#0", document.id, 0, "", 0, 0, 0, document.title)]
     boundaries = _token_boundaries(spans, sentence_starts(text))
     chunks = []
-    for n, (first, last) in enumerate(_windows(len(spans), boundaries, config.max_tokens, config.overlap)):
+    for n, (first, last) in enumerate(_windows(len(spans), boundaries, word_starts, config.max_tokens, config.overlap)):
         start, end = spans[first][0], spans[last - 1][1]
         chunks.append(
             Chunk(

@@ -89,7 +89,9 @@ class Encoder:
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        from fieldtune.models import embedding_dimension
+
+        return embedding_dimension(self.model)
 
     def fingerprint(self) -> str:
         """Identifies the weights and settings, so cached embeddings are never stale."""

@@ -174,6 +174,12 @@ def resolve_model(spec: str, *, allow_hub: bool | None = None) -> ModelRef:
     return ModelRef(spec=spec, location=spec, kind="hub")
 
 
+def embedding_dimension(model: SentenceTransformer) -> int:
+    """The output dimension (the method was renamed in sentence-transformers 6)."""
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
 def best_device() -> str:
     import torch
 
@@ -188,7 +194,7 @@ def load_model(spec: str, *, allow_hub: bool | None = None, device: str | None =
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(ref.location, device=device or best_device(), **kwargs)
-    logger.info("loaded %s from %s (%s, dim %s)", spec, ref.location, ref.kind, model.get_sentence_embedding_dimension())
+    logger.info("loaded %s from %s (%s, dim %s)", spec, ref.location, ref.kind, embedding_dimension(model))
     return model
 
 

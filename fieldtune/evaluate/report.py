@@ -59,6 +59,11 @@ def dimension_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _p_value(p: float, resamples: int) -> str:
+    # A bootstrap p of 0 only says "below the resolution of the resampling".
+    return f"<{1 / resamples:.0e}" if p == 0 else f"{p:.4f}"
+
+
 def comparison_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["System", "Model dim", "System dim", f"Δ {_label(PRIMARY_METRIC.key)} (model − system)", "95% CI", "p", "Queries"]
     rows = []
@@ -67,7 +72,7 @@ def comparison_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]
         mark = " *" if d["ci_low"] > 0 or d["ci_high"] < 0 else ""
         rows.append([
             comp["system"], comp["model_dim"], _dim_label(comp["system_dim"]), f"{d['delta']:+.4f}{mark}",
-            f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]", f"{d['p_value']:.4f}", str(d["n_queries"]),
+            f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]", _p_value(d["p_value"], d["n_resamples"]), str(d["n_queries"]),
         ])
     return header, rows
 

@@ -1,0 +1,47 @@
+"""Shared helpers for the benchmark scripts: where the data is, and what machine ran them."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SHARED_DATA = Path(os.environ.get("FIELDTUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def hardware() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory_gib = round(pages / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    import torch
+
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib, "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(), "python": platform.python_version(), "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def hardware_line(info: dict[str, Any]) -> str:
+    gpu = "CUDA" if info["cuda"] else "no GPU"
+    return f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, {gpu}; torch {info['torch']}, Python {info['python']}"
+
+
+def beir_sets_with_qrels(split: str = "test") -> list[Path]:
+    if not SHARED_DATA.is_dir():
+        raise SystemExit(f"no data at {SHARED_DATA}: set FIELDTUNE_SHARED_DATA to a folder of BEIR sets")
+    return sorted(p for p in SHARED_DATA.iterdir() if (p / "qrels" / f"{split}.tsv").is_file() and (p / "corpus.jsonl").is_file())

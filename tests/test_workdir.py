@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fieldtune.workdir import WorkDir, atomic_write, path_sha256
+
+
+def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_write(target) as handle:
+        handle.write("half of the new")
+        raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temp file left behind
+
+
+def _stage(workdir: WorkDir, source: Path, calls: list[int], param: int = 1):
+    def build():
+        calls.append(1)
+        (workdir.path("out.txt")).write_text(source.read_text().upper())
+        return {"n": len(calls)}
+
+    return workdir.run_stage("upper", inputs={"src": source}, params={"p": param}, outputs=["out.txt"], build=build)
+
+
+def test_stage_skips_when_unchanged_and_reruns_when_inputs_change(tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("hello")
+    workdir = WorkDir(tmp_path / "work")
+    calls: list[int] = []
+    first = _stage(workdir, source, calls)
+    assert not first.skipped and calls == [1]
+    assert _stage(workdir, source, calls).skipped and calls == [1]
+    _stage(workdir, source, calls, param=2)  # parameters changed
+    assert len(calls) == 2
+    source.write_text("changed")  # inputs changed
+    assert not _stage(workdir, source, calls, param=2).skipped
+    record = json.loads((workdir.root / "manifest.json").read_text())["stages"]["upper"]
+    assert record["params"] == {"p": 2}
+    assert record["inputs"]["src"]["sha256"] == path_sha256(source)
+    assert record["outputs"]["out.txt"] == path_sha256(workdir.path("out.txt"))
+    assert "python" in record["versions"] and record["stats"] == {"n": 3}
+
+
+def test_tampered_output_is_rebuilt(tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("hello")
+    workdir = WorkDir(tmp_path / "work")
+    calls: list[int] = []
+    _stage(workdir, source, calls)
+    workdir.path("out.txt").write_text("tampered")
+    assert not _stage(workdir, source, calls).skipped
+    assert workdir.path("out.txt").read_text() == "HELLO"
+
+
+def test_interrupted_stage_has_no_record_and_reruns(tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("hello")
+    workdir = WorkDir(tmp_path / "work")
+
+    def crash():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        workdir.run_stage("upper", inputs={"src": source}, params={}, outputs=["out.txt"], build=crash)
+    assert "upper" not in workdir.manifest()["stages"]
+    calls: list[int] = []
+    assert not _stage(workdir, source, calls).skipped
+
+
+def test_directory_hash_sees_content_and_names(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("x")
+    first = path_sha256(tmp_path / "d")
+    (tmp_path / "d" / "a.txt").write_text("y")
+    second = path_sha256(tmp_path / "d")
+    (tmp_path / "d" / "a.txt").rename(tmp_path / "d" / "b.txt")
+    assert len({first, second, path_sha256(tmp_path / "d")}) == 3
