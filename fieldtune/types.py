@@ -7,6 +7,7 @@ is added in one place and every reader and writer sees it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
 
 #: query id -> document id -> graded relevance (0 = judged not relevant).
@@ -84,3 +85,96 @@ class EvalSet:
         return sorted(
             (qid for qid, rels in self.qrels.items() if qid in self.queries and any(r > 0 for r in rels.values())),
         )
+
+
+class EdgeType(str, Enum):
+    """How two concepts are related in the graph."""
+
+    COOCCURS = "cooccurs"          # appear in the same documents more than chance (NPMI)
+    SIMILAR = "similar"            # close in the base model's embedding space
+    GENERALIZES = "generalizes"    # source generalizes target ("X generalizes Y", "Y is a special case of X")
+    EXTENDS = "extends"            # source extends target ("X extends Y")
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A field concept found in the corpus.
+
+    ``id`` is a stable slug of the canonical ``name``; ``aliases`` are the merged
+    surface variants (plural, case, hyphenation, near-duplicates). The
+    description is a sentence taken from the corpus (``description_chunk`` says
+    which chunk), preferably a defining one. ``chunk_ids`` lists every chunk the
+    concept occurs in; ``central_chunk_ids`` the subset where it is central
+    (frequent there, or in the document's title).
+    """
+
+    id: str
+    name: str
+    score: float
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    description_chunk: str = ""
+    doc_ids: tuple[str, ...] = ()
+    chunk_ids: tuple[str, ...] = ()
+    central_chunk_ids: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Concept:
+        tuples = ("aliases", "doc_ids", "chunk_ids", "central_chunk_ids")
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class ConceptEdge:
+    """A typed, weighted relation between two concepts (by id)."""
+
+    source: str
+    target: str
+    type: EdgeType
+    weight: float
+    evidence: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "type": self.type.value}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConceptEdge:
+        return cls(**{**data, "type": EdgeType(data["type"])})
+
+
+class PairKind(str, Enum):
+    """Where a training pair came from."""
+
+    CONCEPT_NAME = "concept_name"                # concept name -> a central chunk
+    CONCEPT_DESCRIPTION = "concept_description"  # concept description -> a central chunk (not the one it was taken from)
+    EDGE = "edge"                                # concept -> a central chunk of a neighbouring concept
+    TITLE = "title"                              # document title -> one of its chunks
+    SENTENCE = "sentence"                        # a sentence -> the rest of its chunk
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An (anchor, positive chunk) training pair.
+
+    ``group`` is the unit the train/dev/test split keeps together: the concept
+    id for concept and edge pairs, the document id for title/sentence pairs.
+    ``negative_ids`` are mined hard
+    negatives (chunk ids), filled by the mining stage.
+    """
+
+    anchor: str
+    positive_id: str
+    kind: PairKind
+    group: str
+    weight: float = 1.0
+    negative_ids: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": self.kind.value}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Pair:
+        return cls(**{**data, "kind": PairKind(data["kind"]), "negative_ids": tuple(data.get("negative_ids", ()))})
