@@ -1,0 +1,172 @@
+"""Hard negatives with false-negative control.
+
+Candidates come from the base model's ranking of every chunk for a pair's
+anchor (optionally fused with BM25 by reciprocal rank). A candidate is
+refused when it is a false negative in disguise:
+
+- it is a positive of the same anchor (anchors can have several positives);
+- it comes from the same document as the positive;
+- it contains the anchor's concept (its name or an alias), or is listed among
+  the concept's chunks;
+- its score is within ``margin`` of the positive's (``score > margin *
+  positive score``): that close, it is more likely unlabelled-relevant than
+  negative (the "TopK-PercPos" rule).
+
+Sentence-transformers' ``mine_hard_negatives`` is not used: its margin filters
+index the wrong query's positives when anchors have different numbers of
+positives, which is exactly the concept -> many chunks shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from fieldtune.pairs import REST_SEPARATOR, mention_pattern, normalize_text
+from fieldtune.types import Concept, Pair
+
+logger = logging.getLogger("fieldtune.mining")
+
+
+@dataclass(frozen=True)
+class MiningConfig:
+    negatives_per_pair: int = 1
+    candidates: int = 30          # how deep in the ranking to look
+    skip_top: int = 0             # ranks to skip before sampling
+    margin: float = 0.95          # refuse candidates scoring above margin * positive score
+    use_bm25: bool = False
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MiningStats:
+    pairs: int
+    with_negatives: int
+    refused: dict[str, int]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"pairs": self.pairs, "with_negatives": self.with_negatives, "refused": dict(self.refused)}
+
+
+def chunk_doc_id(chunk_id: str) -> str:
+    """``doc#3`` and derived ``doc#3~s1`` both belong to ``doc``."""
+    return chunk_id.split(REST_SEPARATOR)[0].rsplit("#", 1)[0]
+
+
+def _base_chunk(chunk_id: str) -> str:
+    return chunk_id.split(REST_SEPARATOR)[0]
+
+
+class FalseNegativeGuard:
+    """Decides whether a candidate chunk may serve as a negative for a pair."""
+
+    def __init__(self, pairs: Sequence[Pair], concepts: Mapping[str, Concept], chunk_texts: Mapping[str, str], margin: float) -> None:
+        self.positives: dict[str, set[str]] = defaultdict(set)
+        for pair in pairs:
+            self.positives[normalize_text(pair.anchor)].add(_base_chunk(pair.positive_id))
+        self.concepts = concepts
+        self.chunk_texts = chunk_texts
+        self.margin = margin
+        self._patterns: dict[str, object] = {}
+
+    def _mentions_concept(self, concept: Concept, chunk_id: str) -> bool:
+        if chunk_id in set(concept.chunk_ids):
+            return True
+        pattern = self._patterns.get(concept.id)
+        if pattern is None:
+            pattern = self._patterns[concept.id] = mention_pattern((concept.name, *concept.aliases))
+        return bool(pattern and pattern.search(self.chunk_texts.get(chunk_id, "")))
+
+    def refusal(self, pair: Pair, candidate: str, score: float, positive_score: float) -> str | None:
+        """Why ``candidate`` may not be a negative for ``pair`` (None = it may)."""
+        if _base_chunk(candidate) in self.positives[normalize_text(pair.anchor)] or candidate == pair.positive_id:
+            return "positive of the same anchor"
+        if chunk_doc_id(candidate) == chunk_doc_id(pair.positive_id):
+            return "same document as the positive"
+        concept = self.concepts.get(pair.group)
+        if concept is not None and self._mentions_concept(concept, candidate):
+            return "contains the anchor's concept"
+        if positive_score > 0 and score > self.margin * positive_score:
+            return "scores too close to the positive"
+        return None
+
+
+def _rrf(rankings: Sequence[np.ndarray], k: int = 60) -> dict[int, float]:
+    fused: dict[int, float] = defaultdict(float)
+    for ranking in rankings:
+        for rank, index in enumerate(ranking):
+            fused[int(index)] += 1.0 / (k + rank + 1)
+    return fused
+
+
+def mine_hard_negatives(
+    pairs: Sequence[Pair],
+    chunk_ids: Sequence[str],
+    anchor_vectors: np.ndarray,
+    chunk_vectors: np.ndarray,
+    positive_vectors: np.ndarray,
+    guard: FalseNegativeGuard,
+    config: MiningConfig,
+    bm25_rankings: Sequence[np.ndarray] | None = None,
+) -> tuple[list[Pair], MiningStats]:
+    """Attach ``negative_ids`` to each pair; vectors are unit-norm rows aligned with their lists."""
+    refused: dict[str, int] = defaultdict(int)
+    mined: list[Pair] = []
+    depth = min(config.candidates + config.skip_top + 16, len(chunk_ids))
+    for i, pair in enumerate(pairs):
+        scores = chunk_vectors @ anchor_vectors[i]
+        positive_score = float(positive_vectors[i] @ anchor_vectors[i])
+        order = np.argpartition(-scores, depth - 1)[:depth] if depth < len(scores) else np.arange(len(scores))
+        order = order[np.argsort(-scores[order], kind="stable")]
+        if bm25_rankings is not None:
+            fused = _rrf([order, bm25_rankings[i][:depth]])
+            order = np.array(sorted(fused, key=lambda j: (-fused[j], j)))
+        allowed = []
+        for index in order[config.skip_top:]:
+            reason = guard.refusal(pair, chunk_ids[index], float(scores[index]), positive_score)
+            if reason:
+                refused[reason] += 1
+            else:
+                allowed.append(chunk_ids[index])
+            if len(allowed) >= config.candidates:
+                break
+        seed = int.from_bytes(hashlib.sha256(f"{config.seed}:{pair.anchor}:{pair.positive_id}".encode()).digest()[:8], "big")
+        # Sample among the hardest few, not always the very first: less noise from label errors.
+        pool = allowed[: max(config.negatives_per_pair * 3, 1)]
+        chosen = random.Random(seed).sample(pool, min(config.negatives_per_pair, len(pool)))
+        mined.append(replace(pair, negative_ids=tuple(chosen)))
+    stats = MiningStats(len(pairs), sum(1 for p in mined if p.negative_ids), dict(refused))
+    logger.info("mining: %s", stats.to_dict())
+    return mined, stats
+
+
+def mine_with_model(
+    pairs: Sequence[Pair], chunk_texts: Mapping[str, str], concepts: Mapping[str, Concept], *,
+    model: str, config: MiningConfig | None = None, candidate_ids: Sequence[str] | None = None,
+) -> tuple[list[Pair], MiningStats]:
+    """Encode anchors and chunks with ``model`` (cached), optionally BM25, then mine."""
+    from fieldtune.encoding import Encoder
+
+    config = config or MiningConfig()
+    if not pairs:
+        return [], MiningStats(0, 0, {})
+    # Negatives are real chunks; derived "rest of chunk" texts are never candidates.
+    candidate_ids = list(candidate_ids or [c for c in chunk_texts if REST_SEPARATOR not in c])
+    encoder = Encoder(model)
+    chunk_vectors = encoder.encode([chunk_texts[c] for c in candidate_ids], kind="document")
+    anchor_vectors = encoder.encode([p.anchor for p in pairs], kind="query")
+    positive_vectors = encoder.encode([chunk_texts[p.positive_id] for p in pairs], kind="document")
+    bm25_rankings = None
+    if config.use_bm25:
+        from fieldtune.bm25 import BM25Index
+
+        index = BM25Index([chunk_texts[c] for c in candidate_ids])
+        bm25_rankings, _ = index.search([p.anchor for p in pairs], k=config.candidates + config.skip_top + 16)
+    guard = FalseNegativeGuard(pairs, concepts, chunk_texts, config.margin)
+    return mine_hard_negatives(pairs, candidate_ids, anchor_vectors, chunk_vectors, positive_vectors, guard, config, bm25_rankings)
