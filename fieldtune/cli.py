@@ -159,12 +159,6 @@ def _not_ready(command: str, issue: str) -> None:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def build() -> None:
-    """Concept graph -> pairs -> hard negatives -> tuned model (not implemented yet)."""
-    _not_ready("build", "the build pipeline lands with the concept-graph/pairs/training work")
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def search() -> None:
     """Search an index (not implemented yet)."""
     _not_ready("search", "the search index lands with the search work")
@@ -174,6 +168,11 @@ def search() -> None:
 def serve() -> None:
     """Serve search over HTTP (not implemented yet)."""
     _not_ready("serve", "the search service lands with the search work")
+
+
+from fieldtune.cli_build import register as _register_build_commands  # noqa: E402
+
+_register_build_commands(app)
 
 
 def main() -> None:

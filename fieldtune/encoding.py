@@ -31,6 +31,20 @@ class Precision(str, Enum):
     BF16 = "bf16"
 
 
+def supports_bf16() -> bool:
+    """True on CUDA devices with bf16, or CPUs with native bf16 (AVX-512 BF16 / AMX)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(check and check())
+
+
+def auto_precision() -> Precision:
+    return Precision.BF16 if supports_bf16() else Precision.FP32
+
+
 def cache_dir() -> Path:
     root = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "fieldtune")
     return Path(root)

@@ -149,6 +149,7 @@ def mine_hard_negatives(
 def mine_with_model(
     pairs: Sequence[Pair], chunk_texts: Mapping[str, str], concepts: Mapping[str, Concept], *,
     model: str, config: MiningConfig | None = None, candidate_ids: Sequence[str] | None = None,
+    precision: str = "fp32",
 ) -> tuple[list[Pair], MiningStats]:
     """Encode anchors and chunks with ``model`` (cached), optionally BM25, then mine."""
     from fieldtune.encoding import Encoder
@@ -158,7 +159,7 @@ def mine_with_model(
         return [], MiningStats(0, 0, {})
     # Negatives are real chunks; derived "rest of chunk" texts are never candidates.
     candidate_ids = list(candidate_ids or [c for c in chunk_texts if REST_SEPARATOR not in c])
-    encoder = Encoder(model)
+    encoder = Encoder(model, precision=precision)
     chunk_vectors = encoder.encode([chunk_texts[c] for c in candidate_ids], kind="document")
     anchor_vectors = encoder.encode([p.anchor for p in pairs], kind="query")
     positive_vectors = encoder.encode([chunk_texts[p.positive_id] for p in pairs], kind="document")

@@ -1,0 +1,114 @@
+"""The model card (``DIR/model/README.md``), in the spirit of the reference cards, with honest tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fieldtune.evaluate.report import comparison_rows, dimension_rows, summary_rows
+from fieldtune.workdir import atomic_write
+
+DERIVED_EXPLAINED = (
+    "**What the derived test set is, and is not.** It is made from the corpus alone: the concepts of a "
+    "held-out part of the concept graph (split by concept, never seen in training) become queries (the "
+    "concept's name), and the chunks where that concept is central are the relevant documents; every "
+    "chunk of the corpus is a candidate. A leakage check verified that no held-out concept, alias or "
+    "query text appears among the training anchors. It measures whether the model learned the field's "
+    "vocabulary well enough to find passages about concepts it was not trained on. It is *not* a set of "
+    "real users' queries, its labels come from an automatic extractor (relevant chunks that never name "
+    "the concept are not labelled), and concept names favour lexical matching, which is why BM25 is "
+    "strong on it. Judge the model on your own queries, or on an external set (`--eval-data`)."
+)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _eval_section(name: str, result: dict[str, Any]) -> list[str]:
+    counts = result["counts"]
+    lines = [f"### {'Derived test set (held-out concepts)' if name == 'derived' else name}", "",
+             f"{counts['documents']:,} documents, {counts['judged_queries']:,} judged queries. "
+             f"Paired bootstrap 95% CIs over queries ({result['settings']['bootstrap_resamples']:,} resamples); "
+             "Δ is this model minus the other system; * marks a CI that excludes zero.", ""]
+    for header, rows in (summary_rows(result), dimension_rows(result), comparison_rows(result)):
+        lines += [*_table(header, rows), ""]
+    return lines
+
+
+def render_card(root: Path, *, corpus: str, config: Any) -> str:
+    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))["stages"]
+    graph = json.loads((root / "graph.json").read_text(encoding="utf-8"))
+    record = json.loads((root / "model" / "fieldtune.json").read_text(encoding="utf-8"))
+    evaluations = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted((root / "eval").glob("*.json"))}
+    stats = {name: stage.get("stats", {}) for name, stage in manifest.items()}
+    concepts = graph["concepts"]
+    edges = graph["edges"]
+    by_id = {c["id"]: c["name"] for c in concepts}
+    edge_types: dict[str, int] = {}
+    for edge in edges:
+        edge_types[edge["type"]] = edge_types.get(edge["type"], 0) + 1
+
+    lines = [
+        "---", "library_name: sentence-transformers", "pipeline_tag: sentence-similarity",
+        f"base_model: {record.get('base_model', config.base)}", "tags: [fieldtune, matryoshka, retrieval]", "---", "",
+        f"# {root.name}: a retrieval model tuned by fieldtune", "",
+        f"Fine-tuned from `{record.get('base_model', config.base)}` on `{corpus}` "
+        f"({stats['ingest'].get('documents', '?'):,} documents, {stats['chunk'].get('chunks', '?'):,} chunks of at most "
+        f"{config.chunking.max_tokens} tokens), with pairs drawn from a concept graph of the corpus. "
+        f"Matryoshka dimensions: {', '.join(map(str, record.get('matryoshka_dims', [])))}.", "",
+        "## Usage", "", "```python", "from sentence_transformers import SentenceTransformer",
+        f'model = SentenceTransformer("{root / "model"}")',
+        'queries = model.encode_query(["your question"])        # applies the saved query prompt',
+        'docs = model.encode_document(["a passage of the field"])  # applies the saved document prompt',
+        f"small = model.encode_query(['...'], truncate_dim={record.get('matryoshka_dims', [64])[-1]})  # Matryoshka",
+        "```", "",
+        f"Prompts saved with the model: {json.dumps(record.get('prompts', {}))}.", "",
+        "## Evaluation", "", DERIVED_EXPLAINED, "",
+    ]
+    for name, result in evaluations.items():
+        lines += _eval_section(name, result)
+    lines += [
+        "## The concept graph", "",
+        f"{len(concepts):,} concepts and {len(edges):,} edges ({', '.join(f'{t}: {n:,}' for t, n in sorted(edge_types.items()))}), "
+        "extracted offline from the corpus (candidate terms scored by corpus statistics, variants merged, "
+        "descriptions taken from the corpus). Top concepts:", "",
+        *_table(["Concept", "Documents", "Aliases", "Description"], [
+            [c["name"], str(len(c.get("doc_ids", []))), str(len(c.get("aliases", []))), (c.get("description") or "")[:110].replace("|", "\\|")]
+            for c in concepts[:20]
+        ]), "",
+    ]
+    examples = [e for e in edges if e["type"] in ("generalizes", "extends")][:5] or edges[:5]
+    if examples:
+        lines += ["Example edges: " + "; ".join(f"{by_id.get(e['source'], e['source'])} —{e['type']}→ {by_id.get(e['target'], e['target'])}" for e in examples) + ".", ""]
+    pair_stats = stats.get("pairs", {})
+    counts = pair_stats.get("counts", {})
+    kinds = sorted({k for split in counts.values() for k in split})
+    lines += [
+        "## Training data", "",
+        *_table(["Pair kind", *counts.keys()], [[k, *(f"{counts[s].get(k, 0):,}" for s in counts)] for k in kinds]), "",
+        f"Split by concept (dev {config.pairs.dev_fraction:.0%}, test {config.pairs.test_fraction:.0%} of concepts). "
+        f"Training anchors dropped to keep held-out concepts unseen: {json.dumps(pair_stats.get('dropped', {}))}. "
+        f"Leakage check: {'clean' if pair_stats.get('leakage', {}).get('clean') else 'see manifest'} "
+        f"({pair_stats.get('leakage', {}).get('train_anchors', '?')} training anchors vs "
+        f"{pair_stats.get('leakage', {}).get('held_out_anchors', '?')} held-out anchors).", "",
+        f"Hard negatives mined with the base model, refusing false negatives (same anchor's positives, same document, "
+        f"chunks naming the concept, scores within {config.mining.margin:.0%} of the positive): "
+        f"{json.dumps(stats.get('mine', {}).get('train', {}))}.", "",
+        "## Training configuration", "",
+        *_table(["Setting", "Value"], [[k, f"`{v}`"] for k, v in record.items() if k not in ("prompts", "history")]), "",
+        "Loss: MultipleNegativesRankingLoss inside MatryoshkaLoss (sentence-transformers), no-duplicates batches, "
+        "early stopping on dev loss, best checkpoint kept.", "",
+        "## Provenance", "",
+        f"Library versions: {json.dumps(manifest.get('train', {}).get('versions', {}))}. "
+        "Inputs, parameters and content hashes of every stage are in the build's `manifest.json`.", "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(root: Path, *, corpus: str, config: Any) -> Path:
+    path = root / "model" / "README.md"
+    with atomic_write(path) as handle:
+        handle.write(render_card(root, corpus=corpus, config=config))
+    return path
