@@ -137,3 +137,17 @@ def test_clear_errors(args: list[str], expected: str, tiny_beir: Path, capsys, m
     args = [str(tiny_beir) if a == "." else a for a in args]
     code, _, err = run_cli(args, capsys, monkeypatch)
     assert code == 2 and expected in err
+
+
+def test_shared_id_judged_relevant_is_kept(tmp_path: Path) -> None:
+    """pubmedqa numbers each question after its abstract: that id match is the answer, not a self-hit."""
+    from fieldtune.evaluate.beir import load_beir
+    from fieldtune.evaluate.systems import BM25System, DenseSystem
+
+    corpus = [{"_id": "7", "title": "", "text": "Mitochondria remodel lace plant leaves during programmed cell death."},
+              {"_id": "8", "title": "", "text": "Snellen acuity differs in strabismic amblyopia."}]
+    queries = [{"_id": "7", "text": "Do mitochondria play a role in programmed cell death of lace plant leaves?"}]
+    data = load_beir(write_beir_dir(tmp_path / "p", corpus=corpus, queries=queries, qrels=[("7", "7", 1)]))
+    for system in (BM25System(), DenseSystem(name="m", model_spec="minilm", dims=[384])):
+        for run in system.runs(data, data.judged_query_ids).values():
+            assert next(iter(sorted(run["7"], key=run["7"].get, reverse=True))) == "7"

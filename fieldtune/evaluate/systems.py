@@ -1,7 +1,11 @@
 """Retrieval systems under evaluation: dense models (every Matryoshka dimension) and BM25.
 
 A system turns an :class:`EvalSet` into one run per dimension. A query's own
-id is never returned as a hit: some sets keep their queries inside the corpus.
+id is never returned as a hit: some sets keep their queries inside the corpus
+(quora, arguana), and the query would find itself. The exception is a set
+whose qrels judge the document with the query's id relevant to that query
+(pubmedqa numbers each question after its abstract): there the shared id is a
+naming convention, not the query itself.
 """
 
 from __future__ import annotations
@@ -32,14 +36,20 @@ def default_dims(dimension: int, floor: int = 64) -> list[int]:
     return dims
 
 
-def top_k_run(scores: np.ndarray, query_ids: list[str], doc_ids: list[str], k: int) -> Run:
-    """Keep the ``k`` best documents per query row of ``scores``, dropping the query's own id."""
+def self_hits(data: EvalSet, query_ids: list[str]) -> set[str]:
+    """Query ids that also name a corpus document which is *not* judged relevant to that query."""
+    return {q for q in query_ids if q in data.corpus and data.qrels.get(q, {}).get(q, 0) <= 0}
+
+
+def top_k_run(scores: np.ndarray, query_ids: list[str], doc_ids: list[str], k: int, exclude_own: set[str] | None = None) -> Run:
+    """Keep the ``k`` best documents per query row of ``scores``, dropping the query's own id where listed."""
     doc_index = {doc: i for i, doc in enumerate(doc_ids)}
     run: Run = {}
     k = min(k + 1, scores.shape[1])  # one spare in case the query itself is in the corpus
+    exclude_own = set(query_ids) if exclude_own is None else exclude_own
     for row, qid in enumerate(query_ids):
         values = scores[row]
-        own = doc_index.get(qid)
+        own = doc_index.get(qid) if qid in exclude_own else None
         if own is not None:
             values = values.copy()
             values[own] = -np.inf
@@ -87,7 +97,7 @@ class DenseSystem:
         runs = {}
         for dim in dims:
             scores = truncate(queries, dim) @ truncate(docs, dim).T
-            runs[str(dim)] = top_k_run(scores, query_ids, doc_ids, self.depth)
+            runs[str(dim)] = top_k_run(scores, query_ids, doc_ids, self.depth, self_hits(data, query_ids))
         return runs
 
 
@@ -106,11 +116,12 @@ class BM25System:
         index = BM25Index([document_text(data.corpus[d].title, data.corpus[d].text) for d in doc_ids])
         indices, scores = index.search([data.queries[q] for q in query_ids], k=self.depth + 1)
         run: Run = {}
+        excluded = self_hits(data, query_ids)
         for row, qid in enumerate(query_ids):
             hits = {}
             for i, score in zip(indices[row], scores[row]):
                 doc = doc_ids[int(i)]
-                if doc != qid and score > 0 and len(hits) < self.depth:
+                if not (doc == qid and qid in excluded) and score > 0 and len(hits) < self.depth:
                     hits[doc] = float(score)
             run[qid] = hits
         return {FULL: run}
