@@ -26,6 +26,8 @@ from typing import IO, Any
 logger = logging.getLogger("fieldtune.workdir")
 
 MANIFEST_NAME = "manifest.json"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -40,6 +42,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp creates 0600; artifacts are ordinary files
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -78,15 +81,27 @@ def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256_cached(path: Path) -> str:
+    """``file_sha256`` memoised by (path, size, mtime): model weights are hashed once per process."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASH_CACHE:
+        _HASH_CACHE[key] = file_sha256(path)
+    return _HASH_CACHE[key]
+
+
 def path_sha256(path: str | Path) -> str:
     """Hash of a file, or of every file under a directory (names and contents)."""
     path = Path(path)
     if path.is_file():
-        return file_sha256(path)
+        return file_sha256_cached(path)
     digest = hashlib.sha256()
     for item in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
         digest.update(item.relative_to(path).as_posix().encode())
-        digest.update(file_sha256(item).encode())
+        digest.update(file_sha256_cached(item).encode())
     return digest.hexdigest()
 
 
