@@ -74,9 +74,13 @@ class FalseNegativeGuard:
         self.chunk_texts = chunk_texts
         self.margin = margin
         self._patterns: dict[str, object] = {}
+        self._chunk_sets: dict[str, frozenset[str]] = {}
 
     def _mentions_concept(self, concept: Concept, chunk_id: str) -> bool:
-        if chunk_id in set(concept.chunk_ids):
+        chunk_set = self._chunk_sets.get(concept.id)
+        if chunk_set is None:
+            chunk_set = self._chunk_sets[concept.id] = frozenset(concept.chunk_ids)
+        if chunk_id in chunk_set:
             return True
         pattern = self._patterns.get(concept.id)
         if pattern is None:
@@ -161,8 +165,14 @@ def mine_with_model(
     candidate_ids = list(candidate_ids or [c for c in chunk_texts if REST_SEPARATOR not in c])
     encoder = Encoder(model, precision=precision)
     chunk_vectors = encoder.encode([chunk_texts[c] for c in candidate_ids], kind="document")
-    anchor_vectors = encoder.encode([p.anchor for p in pairs], kind="query")
-    positive_vectors = encoder.encode([chunk_texts[p.positive_id] for p in pairs], kind="document")
+    anchors = sorted({p.anchor for p in pairs})
+    anchor_rows = dict(zip(anchors, encoder.encode(anchors, kind="query")))
+    anchor_vectors = np.stack([anchor_rows[p.anchor] for p in pairs])
+    # Positives are mostly chunks already encoded above; only derived texts need encoding.
+    row_of = {chunk_id: i for i, chunk_id in enumerate(candidate_ids)}
+    extra = sorted({p.positive_id for p in pairs if p.positive_id not in row_of})
+    extra_rows = dict(zip(extra, encoder.encode([chunk_texts[c] for c in extra], kind="document")))
+    positive_vectors = np.stack([chunk_vectors[row_of[p.positive_id]] if p.positive_id in row_of else extra_rows[p.positive_id] for p in pairs])
     bm25_rankings = None
     if config.use_bm25:
         from fieldtune.bm25 import BM25Index
