@@ -122,7 +122,8 @@ def mine_hard_negatives(
     """Attach ``negative_ids`` to each pair; vectors are unit-norm rows aligned with their lists."""
     refused: dict[str, int] = defaultdict(int)
     mined: list[Pair] = []
-    depth = min(config.candidates + config.skip_top + 16, len(chunk_ids))
+    # Look deep: for short anchors many top candidates are refused as likely false negatives.
+    depth = min(config.skip_top + config.candidates * 4, len(chunk_ids))
     for i, pair in enumerate(pairs):
         scores = chunk_vectors @ anchor_vectors[i]
         positive_score = float(positive_vectors[i] @ anchor_vectors[i])
@@ -178,6 +179,6 @@ def mine_with_model(
         from fieldtune.bm25 import BM25Index
 
         index = BM25Index([chunk_texts[c] for c in candidate_ids])
-        bm25_rankings, _ = index.search([p.anchor for p in pairs], k=config.candidates + config.skip_top + 16)
+        bm25_rankings, _ = index.search([p.anchor for p in pairs], k=config.skip_top + config.candidates * 4)
     guard = FalseNegativeGuard(pairs, concepts, chunk_texts, config.margin)
     return mine_hard_negatives(pairs, candidate_ids, anchor_vectors, chunk_vectors, positive_vectors, guard, config, bm25_rankings)
