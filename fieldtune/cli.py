@@ -143,13 +143,14 @@ def eval_command(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Work directory for the demo.")] = Path("out/demo"),
-    limit: Annotated[Optional[int], typer.Option(help="Use a seeded sample of this many docstrings.")] = None,
-    precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision.")] = PrecisionChoice.fp32,
+    limit: Annotated[int, typer.Option(help="Use a seeded sample of this many docstrings (0 = all ~4,300).")] = 1000,
+    budget_minutes: Annotated[float, typer.Option(help="Training budget in minutes.")] = 3.0,
+    no_train: Annotated[bool, typer.Option("--no-train", help="Only ingest and compare the base model with BM25.")] = False,
 ) -> None:
-    """Run fieldtune on SymPy's docstrings (offline): ingest, chunk, then base model vs BM25."""
+    """Build a tuned model from SymPy's docstrings (offline) and print tuned vs base vs BM25."""
     from fieldtune.demo.run import run_demo
 
-    typer.echo(run_demo(out, limit=limit, precision=precision.value))
+    typer.echo(run_demo(out, limit=limit or None, budget_minutes=budget_minutes, train=not no_train))
 
 
 def _not_ready(command: str, issue: str) -> None:
@@ -158,10 +159,57 @@ def _not_ready(command: str, issue: str) -> None:
     raise NotReadyError(f"`fieldtune {command}` is not implemented yet ({issue}); nothing was changed.")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def search() -> None:
-    """Search an index (not implemented yet)."""
-    _not_ready("search", "the search index lands with the search work")
+@app.command("index")
+def index_command(
+    corpus: Annotated[Path, typer.Option("--corpus", help="BEIR directory, .jsonl, .csv, or a folder of .txt/.md/.tex/.pdf")],
+    out: Annotated[Path, typer.Option("--out", help="Index directory to create (must not exist or be empty).")],
+    model: Annotated[str, typer.Option("--model", help="Model: registered name, directory, or hub id.")] = "minilm",
+    max_tokens: Annotated[int, typer.Option(help="Chunk length limit in model tokens.")] = 256,
+    overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")] = 32,
+    storage: Annotated[str, typer.Option(help="Embedding storage on disk: int8 or float16.")] = "int8",
+    dim: Annotated[Optional[int], typer.Option(help="Store only the first N dimensions (Matryoshka); default: all.")] = None,
+    ann_threshold: Annotated[int, typer.Option(help="Use an HNSW graph above this many chunks; exact search below.")] = 20_000,
+    precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision.")] = PrecisionChoice.fp32,
+) -> None:
+    """Build a search index: chunk, encode once, store int8 vectors, BM25, and an HNSW graph if large."""
+    from fieldtune.search import Index
+
+    index = Index.build(
+        corpus, out, model=model, max_tokens=max_tokens, overlap=overlap, storage=storage,
+        ann_threshold=ann_threshold, dim=dim, precision=precision.value, progress=True,
+    )
+    info = index.info()
+    counts = info["counts"]
+    ann = "HNSW graph" if info["ann_in_use"] else "exact search"
+    typer.echo(
+        f"indexed {counts['documents']} documents as {counts['chunks']} chunks in {out} "
+        f"({info['storage']} storage, {info['dimension']} dimensions, {ann})"
+    )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to search for.")],
+    index: Annotated[Path, typer.Option("--index", help="Index directory built by `fieldtune index`.")],
+    k: Annotated[int, typer.Option("--k", help="Number of results (1-1000).")] = 10,
+    mode: Annotated[str, typer.Option(help="dense, bm25 or hybrid.")] = "hybrid",
+    dim: Annotated[Optional[int], typer.Option(help="Shortlist dimension (Matryoshka funnel); default: full.")] = None,
+    fusion: Annotated[Optional[str], typer.Option(help="Hybrid fusion: rrf or score (default: the index's).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the results as a JSON list.")] = False,
+    chunks: Annotated[bool, typer.Option("--chunks", help="Rank chunks instead of documents.")] = False,
+) -> None:
+    """Search an index: ranked documents (or chunks) with highlighted snippets."""
+    from fieldtune.search import Index, SearchMode
+    from fieldtune.search.options import check_k
+    from fieldtune.search.render import to_json, to_text
+
+    check_k(k)
+    SearchMode(mode)  # reject a bad mode before loading anything
+    results = Index.open(index).search(query, k=k, mode=mode, dim=dim, documents=not chunks, fusion=fusion)
+    if json_output:
+        typer.echo(to_json(results))
+    else:
+        typer.echo(to_text(results, color=sys.stdout.isatty(), chunks=chunks))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

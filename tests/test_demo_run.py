@@ -7,12 +7,12 @@ from fieldtune.demo.run import run_demo
 
 
 def test_demo_prints_base_vs_bm25_table(tmp_path: Path) -> None:
-    text = run_demo(tmp_path / "demo", limit=40)
+    text = run_demo(tmp_path / "demo", limit=40, train=False)
     assert "SymPy" in text and "| **minilm** (under test)" in text and "| bm25 |" in text
     result = json.loads((tmp_path / "demo" / "eval.json").read_text())
     assert result["counts"]["documents"] == 40
     assert (tmp_path / "demo" / "work" / "chunks.jsonl").exists()
     # Summaries (the queries) are not inside the documents they point to.
-    corpus = {json.loads(l)["_id"]: json.loads(l)["text"] for l in (tmp_path / "demo" / "sympy-beir" / "corpus.jsonl").open()}
-    queries = [json.loads(l) for l in (tmp_path / "demo" / "sympy-beir" / "queries.jsonl").open()]
+    corpus = {json.loads(l)["_id"]: json.loads(l)["text"] for l in (tmp_path / "demo" / "sympy-docstrings" / "corpus.jsonl").open()}
+    queries = [json.loads(l) for l in (tmp_path / "demo" / "sympy-docstrings" / "queries.jsonl").open()]
     assert all(q["text"] not in corpus[q["_id"][2:]] for q in queries if q["_id"][2:] in corpus)
