@@ -35,6 +35,7 @@ from fieldtune.training.runtime import (
     resolve_hardware,
     time_one_step,
     torch_threads,
+    threads_for_busy_cpu,
     warn_if_cpu_busy,
 )
 from fieldtune.training.setup import (
@@ -100,10 +101,12 @@ def train(
         use_hard_negatives=config.use_hard_negatives,
     )
     hardware = resolve_hardware(config)
+    threads = config.num_threads
     if hardware.device == "cpu":
-        warn_if_cpu_busy(config.num_threads)
+        threads = threads or threads_for_busy_cpu()
+        warn_if_cpu_busy(threads)
     artifacts.remove_stale(out_dir / MODEL_DIR)
-    with quiet_libraries(), torch_threads(config.num_threads):
+    with quiet_libraries(), torch_threads(threads):
         run = _Run(config, hardware, train_cols, dev_cols, out_dir, started, progress)
         result = run.execute(n_train_pairs=len(train_pairs), n_dev_pairs=len(dev_pairs))
     logger.info(
