@@ -8,7 +8,7 @@ TORCH_PIN ?= torch==2.13.0
 STAMP := $(VENV)/.fieldtune-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow test-all lint benchmarks clean
+.PHONY: install demo test test-slow test-all test-browser lint benchmarks bench-http clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,18 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-browser: $(STAMP)
+	.ci/install-browser
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fieldtune tests benchmarks
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/baselines.py
+
+bench-http: $(STAMP)
+	$(PY) benchmarks/load_http.py --corpus ../shared/data/scifact --queries ../shared/data/scifact/queries.jsonl
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -2,10 +2,21 @@
 
 Heavy dependencies (torch, sentence-transformers) are imported inside the
 functions that need them, so importing this package stays cheap.
+``fieldtune.Index`` is imported from :mod:`fieldtune.search` on first access.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__"]
+__all__ = ["Index", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Index":
+        from fieldtune.search import Index
+
+        return Index
+    raise AttributeError(f"module 'fieldtune' has no attribute {name!r}")

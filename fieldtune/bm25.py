@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,11 +36,33 @@ class BM25Index:
         self._retriever = bm25s.BM25(k1=k1, b=b, method=method)
         self._retriever.index(tokens, show_progress=False)
 
+    def save(self, directory: str | Path) -> None:
+        """Write the index into ``directory`` (bm25s' own files; the texts are not kept)."""
+        self._retriever.save(str(directory), show_progress=False)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> BM25Index:
+        """An index saved by :meth:`save` (read into memory)."""
+        bm25s = _import_bm25s()
+        index = cls.__new__(cls)
+        index._stemmer = _stemmer()
+        index._retriever = bm25s.BM25.load(str(directory), show_progress=False)
+        index.size = int(index._retriever.scores["num_docs"])
+        return index
+
     def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (indices, scores) per query; a query with no indexed word scores 0 everywhere."""
         bm25s = _import_bm25s()
         k = min(k, self.size)
         tokens = bm25s.tokenize(queries, stopwords="en", stemmer=self._stemmer, show_progress=False, return_ids=False)
-        # Queries made only of stop words would otherwise be an error in bm25s.
-        tokens = [t if t else [""] for t in tokens]
-        indices, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-        return np.asarray(indices), np.asarray(scores)
+        vocabulary = getattr(self._retriever, "vocab_dict", None) or {}
+        # bm25s raises on words it has not indexed (and on empty queries): keep known words only.
+        known = [[word for word in words if word in vocabulary] if vocabulary else list(words) for words in tokens]
+        indices = np.zeros((len(queries), k), dtype=np.int64)
+        scores = np.zeros((len(queries), k), dtype=np.float32)
+        rows = [i for i, words in enumerate(known) if words]
+        if rows and k > 0:
+            found, found_scores = self._retriever.retrieve([known[i] for i in rows], k=k, show_progress=False, n_threads=1)
+            indices[rows] = np.asarray(found)
+            scores[rows] = np.asarray(found_scores)
+        return indices, scores

@@ -143,8 +143,8 @@ def eval_command(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Work directory for the demo.")] = Path("out/demo"),
-    limit: Annotated[int, typer.Option(help="Use a seeded sample of this many docstrings (0 = all ~4,300).")] = 1000,
-    budget_minutes: Annotated[float, typer.Option(help="Training budget in minutes.")] = 3.0,
+    limit: Annotated[int, typer.Option(help="Use a seeded sample of this many docstrings (0 = all ~4,300).")] = 800,
+    budget_minutes: Annotated[float, typer.Option(help="Training budget in minutes.")] = 2.0,
     no_train: Annotated[bool, typer.Option("--no-train", help="Only ingest and compare the base model with BM25.")] = False,
 ) -> None:
     """Build a tuned model from SymPy's docstrings (offline) and print tuned vs base vs BM25."""
@@ -212,10 +212,30 @@ def search(
         typer.echo(to_text(results, color=sys.stdout.isatty(), chunks=chunks))
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def serve() -> None:
-    """Serve search over HTTP (not implemented yet)."""
-    _not_ready("serve", "the search service lands with the search work")
+@app.command()
+def serve(
+    index: Annotated[Path, typer.Option("--index", help="Index directory built by `fieldtune index`.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="FIELDTUNE_API_KEY", show_envvar=True, help="Require this key (header X-API-Key or ?api_key=) on all but /health and the page.")] = None,
+    max_query_chars: Annotated[int, typer.Option(help="Longest query accepted, in characters.", min=1)] = 1000,
+) -> None:
+    """Serve search over HTTP: a web page at /, JSON at /search, /documents/{id}, /health."""
+    try:
+        import uvicorn
+
+        from fieldtune.search.service import create_app
+    except ImportError as error:
+        raise FieldtuneError(f"{error} (pip install 'fieldtune[serve]')") from error
+    from fieldtune.search import Index
+
+    search_index = Index.open(index)
+    search_index.search("warm up", k=1, mode="dense")  # load the model before the first request
+    if host not in {"127.0.0.1", "localhost", "::1"} and not api_key:
+        _echo_err(f"warning: serving on {host} without --api-key; anyone who can reach it can search")
+    typer.echo(f"serving {index} on http://{host}:{port}/ (Ctrl+C stops)")
+    app_ = create_app(search_index, api_key=api_key, max_query_chars=max_query_chars)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 from fieldtune.cli_build import register as _register_build_commands  # noqa: E402

@@ -131,7 +131,7 @@ def test_qrels_naming_unknown_documents(tmp_path: Path, capsys, monkeypatch) -> 
 
 @pytest.mark.parametrize("args,expected", [
     (["eval", "--model", "no-such-model", "--data", "."], "Registered models: minilm"),
-    (["serve"], "not implemented yet"),
+    (["serve", "--index", "no-such-index"], "no such index directory"),
 ])
 def test_clear_errors(args: list[str], expected: str, tiny_beir: Path, capsys, monkeypatch) -> None:
     args = [str(tiny_beir) if a == "." else a for a in args]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from fieldtune.demo.sympy_docs import EVAL_SET_NAME, sympy_eval_set, sympy_version, write_beir
 
-DEFAULT_LIMIT = 1000
-DEFAULT_BUDGET_MINUTES = 3.0
+DEFAULT_LIMIT = 800
+DEFAULT_BUDGET_MINUTES = 2.0
 
 
 def run_demo(

@@ -1,0 +1,33 @@
+"""Search over a corpus: an on-disk index with dense, BM25 and hybrid retrieval.
+
+``Index.build`` turns a corpus into an index directory, ``Index.open`` opens
+one, and ``Index.search`` ranks documents (or chunks) for a query. See
+:mod:`fieldtune.search.index` for the modes and the Matryoshka ``dim`` funnel,
+and :mod:`fieldtune.search.state` for the directory layout and how updates
+stay atomic.
+"""
+
+from __future__ import annotations
+
+from fieldtune.search.index import Index, SearchResult
+from fieldtune.search.options import (
+    Fusion,
+    IndexExistsError,
+    IndexNotFoundError,
+    SearchMode,
+    SearchOptionError,
+    Storage,
+    UnknownDocumentError,
+)
+
+__all__ = [
+    "Fusion",
+    "Index",
+    "IndexExistsError",
+    "IndexNotFoundError",
+    "SearchMode",
+    "SearchOptionError",
+    "SearchResult",
+    "Storage",
+    "UnknownDocumentError",
+]

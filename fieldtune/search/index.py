@@ -1,0 +1,438 @@
+"""The search index: build it from a corpus, open it, search it, add and delete documents.
+
+``Index.build`` reads a corpus, chunks it with the model's tokenizer, encodes
+the chunks once (``Encoder.encode(kind="document")`` on ``title + text``) and
+writes the directory described in :mod:`fieldtune.search.state`. An opened
+:class:`Index` keeps the model loaded and serves any number of concurrent
+searches; ``add`` encodes only the new documents and ``delete`` encodes
+nothing. Both publish a new generation atomically (see ``state.py``), and an
+``Index`` notices a generation published by another process on its next search.
+
+Search modes (:class:`SearchMode`): ``dense`` ranks chunks by cosine with the
+query embedding (``Encoder.encode(kind="query")``, so a model's saved query
+prompt applies); ``bm25`` by BM25 over ``title + chunk text``; ``hybrid`` fuses
+the two (:mod:`fieldtune.search.fusion`). Results are documents (each with its
+best chunk as the passage) unless ``documents=False``.
+
+``dim`` is *the shortlist dimension* (Matryoshka funnel): with ``dim`` below
+the index's dimension, candidates are shortlisted by cosine of the first
+``dim`` components (renormalised), ``max(10 * k, 100, candidates)`` of them
+(``candidates`` = 200 chunks by default), and then rescored with the full
+vectors; reported scores are always full-dimension cosines. Below the ANN
+threshold the shortlist is an exact search over the truncated vectors (only
+the first ``dim`` values of each row are read). Above it the
+shortlist comes from the full-dimension HNSW graph (there is no graph per
+dimension), so ``dim`` then only sets how many candidates are rescored and
+does not make the search cheaper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fieldtune.search import builder
+from fieldtune.search.builder import DEFAULT_ANN_THRESHOLD
+from fieldtune.search.fusion import (
+    DEFAULT_FUSION,
+    DENSE_WEIGHT,
+    RRF_K,
+    Hits,
+    by_document,
+    fuse,
+)
+from fieldtune.search.options import (
+    Fusion,
+    SearchMode,
+    SearchOptionError,
+    UnknownDocumentError,
+    check_k,
+)
+from fieldtune.search.retrieval import bm25_hits, dense_hits
+from fieldtune.search.snippet import make_snippet
+from fieldtune.search.state import (
+    IndexState,
+    RWLock,
+    collect_garbage,
+    file_lock,
+    load_current,
+    manifest_stamp,
+    read_manifest,
+)
+from fieldtune.types import Document
+
+logger = logging.getLogger("fieldtune.search")
+
+#: Chunk candidates each system contributes before collapsing to documents and fusing
+#: (chosen with the fusion weight on SciFact train queries from 50, 100, 200).
+CANDIDATES = 200
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One ranked hit: a document (best chunk as ``passage``), or a chunk if ``documents=False``.
+
+    ``highlights`` are ``(start, end)`` character offsets of the query's words
+    in ``snippet``; ``concepts`` come from the document's ``concepts`` metadata.
+    """
+
+    doc_id: str
+    score: float
+    rank: int
+    title: str
+    chunk_id: str
+    passage: str
+    snippet: str
+    highlights: list[tuple[int, int]] = field(default_factory=list)
+    concepts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "doc_id": self.doc_id,
+            "score": self.score,
+            "title": self.title,
+            "chunk_id": self.chunk_id,
+            "passage": self.passage,
+            "snippet": self.snippet,
+            "highlights": [list(span) for span in self.highlights],
+            "concepts": list(self.concepts),
+        }
+
+
+class Index:
+    """A searchable index directory (see the module docstring)."""
+
+    def __init__(self, root: Path, state: IndexState, encoder: Any = None) -> None:
+        self.root = root
+        self._state = state
+        self._stamp = manifest_stamp(root)
+        self._lock = RWLock()
+        self._write_mutex = threading.Lock()
+        self._encoder = encoder
+        self._encoder_lock = threading.Lock()
+        #: Hybrid settings (public so an application or a benchmark can tune them).
+        self.fusion: Fusion = DEFAULT_FUSION
+        self.dense_weight: float = DENSE_WEIGHT
+        self.candidates: int = CANDIDATES
+
+    # -- building and opening ------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        corpus: str | Path | list[Document],
+        out: str | Path,
+        *,
+        model: str = "minilm",
+        max_tokens: int = 256,
+        overlap: int = 32,
+        storage: str = "int8",
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+        progress: bool = True,
+        dim: int | None = None,
+        precision: str = "fp32",
+    ) -> Index:
+        """Build an index of ``corpus`` (a path ``read_corpus`` accepts, or documents) at ``out``.
+
+        ``out`` must not exist yet or be an empty directory; the index is
+        written beside it and renamed into place, so a failed build leaves
+        nothing behind. ``dim`` stores only the first ``dim`` components of
+        each embedding (Matryoshka truncation, renormalised); by default the
+        model's full dimension is kept.
+        """
+        options = builder.BuildOptions.create(
+            model=model,
+            max_tokens=max_tokens,
+            overlap=overlap,
+            storage=storage,
+            ann_threshold=ann_threshold,
+            dim=dim,
+            precision=precision,
+            progress=progress,
+        )
+        root, encoder = builder.build_index(corpus, Path(out), options)
+        index = cls.open(root)
+        encoder.use_cache, encoder.show_progress = False, False
+        index._encoder = encoder
+        return index
+
+    @classmethod
+    def open(cls, path: str | Path) -> Index:
+        """Open an existing index (the model loads on the first dense or hybrid search)."""
+        root = Path(path).expanduser()
+        return cls(root, load_current(root))
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self._state.manifest
+
+    @property
+    def dims(self) -> list[int]:
+        """Allowed shortlist dimensions: the index's dimension, then powers of two down to 64."""
+        return list(self.manifest["dims"])
+
+    @property
+    def modes(self) -> list[str]:
+        return [mode.value for mode in SearchMode]
+
+    @property
+    def fusions(self) -> list[str]:
+        return [fusion.value for fusion in Fusion]
+
+    def info(self) -> dict[str, Any]:
+        """The manifest plus live counts and options (for a health endpoint)."""
+        self._refresh()
+        state = self._state
+        return {
+            **state.manifest,
+            "path": str(self.root),
+            "modes": self.modes,
+            "fusions": self.fusions,
+            "fusion": {
+                "default": self.fusion.value,
+                "dense_weight": self.dense_weight,
+                "rrf_k": RRF_K,
+                "candidates": self.candidates,
+            },
+            "ann_in_use": state.ann is not None,
+            "storage_bytes": state.store.nbytes(),
+        }
+
+    # -- searching -----------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: SearchMode | str = SearchMode.HYBRID,
+        dim: int | None = None,
+        documents: bool = True,
+        fusion: Fusion | str | None = None,
+    ) -> list[SearchResult]:
+        """The ``k`` best documents (or chunks) for ``query``; see the module docstring."""
+        return self.search_batch(
+            [query], k=k, mode=mode, dim=dim, documents=documents, fusion=fusion
+        )[0]
+
+    def search_batch(
+        self,
+        queries: Sequence[str],
+        *,
+        k: int = 10,
+        mode: SearchMode | str = SearchMode.HYBRID,
+        dim: int | None = None,
+        documents: bool = True,
+        fusion: Fusion | str | None = None,
+    ) -> list[list[SearchResult]]:
+        """:meth:`search` for many queries at once (queries are encoded in batches)."""
+        k, mode = check_k(k), SearchMode(mode)
+        fusion = self.fusion if fusion is None else Fusion(fusion)
+        queries = self._check_queries(queries)
+        self._refresh()
+        dim = self._check_dim(dim)
+        vectors = self._encode_queries(queries) if mode is not SearchMode.BM25 else None
+        with self._lock.read():
+            state = self._state
+            if not state.doc_index or not queries:
+                return [[] for _ in queries]
+            hits = self._rank(state, queries, vectors, k, mode, dim, documents, fusion)
+            return [self._results(state, h.top(k), q) for h, q in zip(hits, queries, strict=True)]
+
+    def _rank(
+        self,
+        state: IndexState,
+        queries: list[str],
+        vectors: np.ndarray | None,
+        k: int,
+        mode: SearchMode,
+        dim: int,
+        documents: bool,
+        fusion: Fusion,
+    ) -> list[Hits]:
+        depth = max(self.candidates, 3 * k)
+        while True:
+            dense = dense_hits(state, vectors, depth, dim, k) if vectors is not None else None
+            lexical = bm25_hits(state, queries, depth) if mode is not SearchMode.DENSE else None
+            pairs = _pairs(dense, lexical, len(queries))
+            ranked = [self._combine(state, mode, d, b, documents, fusion) for d, b in pairs]
+            # Too few documents, although a system returned all the chunks asked for (long
+            # documents used up the candidates): look deeper. A system that returned fewer
+            # chunks than asked has nothing more to give.
+            deeper = any(
+                len(h) < k and any(x is not None and len(x) >= depth for x in pair)
+                for h, pair in zip(ranked, pairs, strict=True)
+            )
+            if not (documents and deeper and depth < state.live_rows):
+                return ranked
+            depth *= 4
+
+    def _combine(
+        self,
+        state: IndexState,
+        mode: SearchMode,
+        dense: Hits | None,
+        lexical: Hits | None,
+        documents: bool,
+        fusion: Fusion,
+    ) -> Hits:
+        if documents:
+            dense = by_document(dense, state.row_docs) if dense is not None else None
+            lexical = by_document(lexical, state.row_docs) if lexical is not None else None
+        if mode is SearchMode.DENSE:
+            return dense
+        if mode is SearchMode.BM25:
+            return lexical
+        return fuse(dense, lexical, fusion, weight=self.dense_weight)
+
+    def _results(self, state: IndexState, hits: Hits, query: str) -> list[SearchResult]:
+        results = []
+        pairs = zip(hits.rows.tolist(), hits.scores.tolist(), strict=True)
+        for rank, (row, score) in enumerate(pairs, 1):
+            chunk = state.chunk(row)
+            snippet, highlights = make_snippet(chunk["text"] or chunk.get("title", ""), query)
+            results.append(
+                SearchResult(
+                    doc_id=chunk["doc_id"],
+                    score=float(score),
+                    rank=rank,
+                    title=chunk.get("title", ""),
+                    chunk_id=chunk["id"],
+                    passage=chunk["text"],
+                    snippet=snippet,
+                    highlights=highlights,
+                    concepts=list(chunk.get("concepts", [])),
+                )
+            )
+        return results
+
+    # -- documents, add, delete ----------------------------------------------------------------
+
+    def document(self, doc_id: str) -> Document:
+        """The stored document ``doc_id``; :class:`UnknownDocumentError` (a KeyError) if absent."""
+        self._refresh()
+        with self._lock.read():
+            state = self._state
+            ordinal = state.doc_index.get(doc_id)
+            if ordinal is None:
+                raise UnknownDocumentError(f"no document {doc_id!r} in the index at {self.root}")
+            return state.document(ordinal)
+
+    def add(self, documents: list[Document]) -> int:
+        """Add documents, encoding only them; a document whose id is already indexed is replaced.
+
+        Returns the number of documents added (new or replacing). Searches
+        running meanwhile see the index before or after the whole update.
+        """
+        documents = list(documents)
+        builder.check_documents(documents, where="add")
+        if not documents:
+            return 0
+        with self._writing() as state:
+            manifest = builder.add_documents(self.root, state, documents, self._get_encoder())
+            self._publish(state, manifest)
+        return len(documents)
+
+    def delete(self, doc_ids: list[str]) -> int:
+        """Delete documents by id (nothing is re-encoded); unknown ids are ignored.
+
+        Returns the number of documents deleted.
+        """
+        if isinstance(doc_ids, str):
+            raise SearchOptionError("delete takes a list of document ids, not one string")
+        with self._writing() as state:
+            ordinals = sorted({state.doc_index[d] for d in doc_ids if d in state.doc_index})
+            if not ordinals:
+                return 0
+            manifest = builder.delete_documents(self.root, state, ordinals)
+            self._publish(state, manifest)
+        return len(ordinals)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[IndexState]:
+        """Serialise writers (threads and processes) and start from the newest generation."""
+        with self._write_mutex, file_lock(self.root):
+            manifest = read_manifest(self.root)
+            if manifest["generation"] != self._state.manifest["generation"]:
+                state = IndexState.load(self.root, manifest)
+                with self._lock.write():
+                    self._state, self._stamp = state, manifest_stamp(self.root)
+            yield self._state
+
+    def _publish(self, old: IndexState, manifest: dict[str, Any]) -> None:
+        new_state = IndexState.load(self.root, manifest)
+        with self._lock.write():
+            self._state = new_state
+            self._stamp = manifest_stamp(self.root)
+        removed = collect_garbage(self.root, [manifest, old.manifest])
+        logger.info(
+            "published generation %s of %s (removed %s)", manifest["generation"], self.root, removed
+        )
+
+    def _refresh(self) -> None:
+        """Reload if another process (or Index object) published a new generation."""
+        stamp = manifest_stamp(self.root)
+        if stamp == self._stamp or stamp is None:
+            return
+        with self._write_mutex:
+            stamp = manifest_stamp(self.root)
+            if stamp == self._stamp:
+                return
+            new_state = load_current(self.root)
+            with self._lock.write():
+                self._state, self._stamp = new_state, stamp
+            logger.info("reloaded %s at generation %s", self.root, new_state.manifest["generation"])
+
+    def _check_dim(self, dim: int | None) -> int:
+        if dim is None:
+            return self.dims[0]
+        if (
+            isinstance(dim, bool)
+            or not isinstance(dim, (int, np.integer))
+            or int(dim) not in self.dims
+        ):
+            allowed = ", ".join(str(d) for d in self.dims)
+            raise SearchOptionError(f"dim must be one of: {allowed} (got {dim!r})")
+        return int(dim)
+
+    @staticmethod
+    def _check_queries(queries: Sequence[str]) -> list[str]:
+        if isinstance(queries, str):
+            raise SearchOptionError("search_batch takes a list of queries, not one string")
+        queries = list(queries)
+        bad = [i for i, q in enumerate(queries) if not isinstance(q, str)]
+        if bad:
+            raise SearchOptionError(
+                f"queries must be strings; item {bad[0]} is {type(queries[bad[0]]).__name__}"
+            )
+        return queries
+
+    def _get_encoder(self) -> Any:
+        with self._encoder_lock:
+            if self._encoder is None:
+                self._encoder = builder.query_encoder(self.manifest)
+            return self._encoder
+
+    def _encode_queries(self, queries: list[str]) -> np.ndarray:
+        encoder = self._get_encoder()
+        with self._encoder_lock:
+            vectors = encoder.encode(queries, kind="query")
+        return builder.fit_dimension(vectors, self._state.dimension)
+
+
+def _pairs(
+    dense: list[Hits] | None, lexical: list[Hits] | None, n: int
+) -> list[tuple[Hits | None, Hits | None]]:
+    return [(dense[i] if dense else None, lexical[i] if lexical else None) for i in range(n)]

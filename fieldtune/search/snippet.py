@@ -1,0 +1,105 @@
+"""Snippets: the part of a passage around the query's words, with highlight spans.
+
+A passage word matches when its Snowball stem (the stemmer BM25 uses) equals
+the stem of a query word that is not a stop word, so "folding" in a query
+highlights "folds" and "folded". The snippet is the window of at most
+``width`` characters holding the most distinct matched words, cut at word
+boundaries, with "…" where text was left out.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+
+WORD = re.compile(r"\w+", re.UNICODE)
+ELLIPSIS = "…"
+DEFAULT_WIDTH = 280
+
+
+@functools.lru_cache(maxsize=1)
+def _stem() -> Callable[[str], str]:
+    try:
+        import Stemmer
+    except ImportError:
+        return lambda word: word
+    stemmer = Stemmer.Stemmer("english")
+    return stemmer.stemWord
+
+
+@functools.lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    try:
+        from bm25s.stopwords import STOPWORDS_EN
+    except ImportError:
+        return frozenset()
+    return frozenset(STOPWORDS_EN)
+
+
+def query_stems(query: str) -> set[str]:
+    """Stems of the query's words, without stop words."""
+    stem, stop = _stem(), _stopwords()
+    return {
+        stem(word) for word in (m.group().lower() for m in WORD.finditer(query)) if word not in stop
+    }
+
+
+def _matches(passage: str, stems: set[str]) -> list[tuple[int, int, str]]:
+    stem = _stem()
+    found = []
+    for match in WORD.finditer(passage):
+        key = stem(match.group().lower())
+        if key in stems:
+            found.append((match.start(), match.end(), key))
+    return found
+
+
+def _best_start(matches: list[tuple[int, int, str]], width: int) -> int:
+    """Start of the window (``width`` chars) covering the most distinct matched stems."""
+    best, best_key = 0, (-1, -1)
+    for i, (anchor, _, _) in enumerate(matches):
+        inside = [m for m in matches[i:] if m[1] <= anchor + width]
+        key = (len({m[2] for m in inside}), len(inside))
+        if key > best_key:
+            best, best_key = anchor, key
+    return best
+
+
+def make_snippet(
+    passage: str, query: str, *, width: int = DEFAULT_WIDTH
+) -> tuple[str, list[tuple[int, int]]]:
+    """``(snippet, highlights)``: an excerpt of ``passage``, (start, end) spans of matched words."""
+    text = " ".join(passage.split())  # one line, single spaces
+    matches = _matches(text, query_stems(query))
+    if len(text) <= width:
+        start, end = 0, len(text)
+    else:
+        anchor = _best_start(matches, width) if matches else 0
+        # Show a little context before the first matched word.
+        start = max(0, min(anchor - width // 5, len(text) - width))
+        if start > 0:
+            space = text.find(" ", start)
+            start = space + 1 if 0 <= space < anchor else start
+        end = min(len(text), start + width)
+        if end < len(text):
+            space = text.rfind(" ", start, end)
+            end = space if space > start else end
+    prefix = ELLIPSIS if start > 0 else ""
+    suffix = ELLIPSIS if end < len(text) else ""
+    snippet = prefix + text[start:end] + suffix
+    shift = len(prefix) - start
+    highlights = [(s + shift, e + shift) for s, e, _ in matches if s >= start and e <= end]
+    return snippet, highlights
+
+
+def mark(
+    snippet: str, highlights: list[tuple[int, int]], before: str = "[", after: str = "]"
+) -> str:
+    """The snippet with each highlighted span wrapped in ``before`` / ``after``."""
+    parts, last = [], 0
+    for start, end in sorted(highlights):
+        parts += [snippet[last:start], before, snippet[start:end], after]
+        last = end
+    parts.append(snippet[last:])
+    return "".join(parts)

@@ -1,0 +1,173 @@
+"""The search page end to end in a real headless Chromium (Selenium + Debian's chromedriver).
+
+Skipped unless ``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` exist (``.ci/install-browser``
+installs them) and Selenium is installed. Run with ``pytest -m browser``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason=f"needs {CHROMIUM} and {CHROMEDRIVER}: run .ci/install-browser",
+    ),
+]
+pytest.importorskip(
+    "fastapi", reason="the service needs the serve extra: pip install 'fieldtune[serve]'"
+)
+webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium: pip install selenium")
+
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+from fieldtune.search import Index  # noqa: E402
+from fieldtune.search.service import create_app, serve_in_background  # noqa: E402
+from tests.test_service import TOPICS, service_documents  # noqa: E402
+
+KEY = "browser-key"
+WAIT = 30  # seconds; the machine may be busy
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        root = tmp_path_factory.mktemp("indexes") / "browser"
+        index = Index.build(service_documents(), root, max_tokens=64, overlap=8, progress=False)
+    index.search("warm up", k=1, mode="dense")  # load the model before the page asks
+    return index
+
+
+@pytest.fixture(scope="module")
+def base_url(index: Index) -> Iterator[str]:
+    with serve_in_background(create_app(index)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def keyed_url(index: Index) -> Iterator[str]:
+    with serve_in_background(create_app(index, api_key=KEY)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    browser.set_page_load_timeout(WAIT)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _open(driver: webdriver.Chrome, url: str) -> WebDriverWait:
+    driver.get(url + "/")
+    wait = WebDriverWait(driver, WAIT)
+    wait.until(lambda d: len(Select(d.find_element(By.ID, "mode")).options) == 3)
+    return wait
+
+
+def _console_errors(driver: webdriver.Chrome) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _search(driver: webdriver.Chrome, wait: WebDriverWait, query: str) -> list:
+    driver.execute_script("document.getElementById('status').textContent = ''")
+    box = driver.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys(query, Keys.ENTER)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "result"))
+    return driver.find_elements(By.CSS_SELECTOR, "#results li.result")
+
+
+def test_search_then_open_the_document_and_come_back(driver, base_url: str) -> None:
+    wait = _open(driver, base_url)
+    assert Select(driver.find_element(By.ID, "mode")).first_selected_option.text == "hybrid"
+    dims = [o.text for o in Select(driver.find_element(By.ID, "dim")).options]
+    assert dims[0] == "384 (full)" and "64" in dims
+    results = _search(driver, wait, "lava and ash from a volcano")
+    assert len(results) == 10
+    ranks = [r.find_element(By.CLASS_NAME, "rank").text for r in results]
+    assert ranks == [f"{n}." for n in range(1, 11)]
+    first = results[0].find_element(By.CSS_SELECTOR, "a.title")
+    assert first.text == "Volcanic eruptions"
+    marks = {m.text.lower() for m in results[0].find_elements(By.TAG_NAME, "mark")}
+    assert {"lava", "ash", "volcano"} <= marks
+    assert not results[0].find_elements(By.CSS_SELECTOR, ".concepts li")  # it has none
+
+    first.click()
+    wait.until(ec.visibility_of_element_located((By.ID, "document-view")))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "doc-title"), "Volcanic eruptions"))
+    text = dict((i, x) for i, _, x in TOPICS)["volcano"]
+    assert driver.find_element(By.ID, "doc-text").text == text
+    assert not driver.find_element(By.ID, "results-view").is_displayed()
+
+    driver.find_element(By.ID, "back").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "results-view")))
+    title = (By.CSS_SELECTOR, "#results a.title")
+    wait.until(ec.text_to_be_present_in_element(title, "Volcanic eruptions"))
+    assert driver.find_element(By.ID, "q").get_attribute("value") == "lava and ash from a volcano"
+    assert _console_errors(driver) == []
+
+
+def test_markup_is_shown_as_text_and_highlights_follow_code_points(driver, base_url: str) -> None:
+    wait = _open(driver, base_url)
+    Select(driver.find_element(By.ID, "mode")).select_by_visible_text("bm25")
+    Select(driver.find_element(By.ID, "k")).select_by_visible_text("5")
+    results = _search(driver, wait, "angle brackets markup")
+    assert results[0].find_element(By.CSS_SELECTOR, "a.title").text == TOPICS[13][1]
+    assert not driver.find_elements(By.CSS_SELECTOR, "#results script, #results b, #results i")
+    assert driver.execute_script("return window.__pwned === undefined")
+
+    results = _search(driver, wait, "parabola directrix")
+    assert len(results) <= 5 and "mode=bm25" in driver.current_url
+    first = results[0]
+    assert first.find_element(By.CSS_SELECTOR, "a.title").text == "The 𝑥² parabola"
+    marks = [m.text.lower() for m in first.find_elements(By.TAG_NAME, "mark")]
+    assert marks and set(marks) <= {"parabola", "directrix"}
+    assert _console_errors(driver) == []
+
+
+def test_errors_are_shown_and_the_key_is_sent(driver, keyed_url: str) -> None:
+    wait = _open(driver, keyed_url)
+    key_box = driver.find_element(By.ID, "api-key")
+    assert key_box.is_displayed()
+    driver.find_element(By.ID, "q").send_keys("honey bees", Keys.ENTER)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "error"), "API key"))
+    key_box.send_keys(KEY)
+    results = _search(driver, wait, "honey bees waggle dance")
+    assert results[0].find_element(By.CSS_SELECTOR, "a.title").text == "Honey bees"
+    concepts = [li.text for li in results[0].find_elements(By.CSS_SELECTOR, ".concepts li")]
+    assert concepts == ["honey bees"]
+    assert not driver.find_element(By.ID, "error").is_displayed()
