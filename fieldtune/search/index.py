@@ -205,6 +205,7 @@ class Index:
                 "candidates": self.candidates,
             },
             "ann_in_use": state.ann is not None,
+            "ann_expansion_search": state.ann.index.expansion_search if state.ann else None,
             "storage_bytes": state.store.nbytes(),
         }
 
