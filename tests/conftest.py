@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,17 @@ def write_beir_dir(root: Path, corpus=TINY_CORPUS, queries=TINY_QUERIES, qrels=T
 @pytest.fixture
 def tiny_beir(tmp_path: Path) -> Path:
     return write_beir_dir(tmp_path / "tiny")
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """Run ``fieldtune ARGS`` in-process through the real entry point; return (exit code, stdout, stderr)."""
+    from fieldtune.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["fieldtune", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

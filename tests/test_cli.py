@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from fieldtune.cli import main
-
-from .conftest import TINY_CORPUS, write_beir_dir
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["fieldtune", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from .conftest import TINY_CORPUS, run_cli, write_beir_dir
 
 
 def _snapshot(directory: Path) -> dict[str, bytes]:

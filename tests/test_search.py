@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fieldtune.cli import main
 from fieldtune.search import (
     Index,
     IndexExistsError,
@@ -23,6 +21,8 @@ from fieldtune.search import (
     UnknownDocumentError,
 )
 from fieldtune.types import Document
+
+from .conftest import run_cli
 
 TOPICS = [
     (
@@ -303,17 +303,6 @@ def test_bad_input_errors(built, tmp_path: Path) -> None:
         Index.build(documents(), root, progress=False)
     with pytest.raises(SearchOptionError, match="int8, float16"):
         Index.build(documents(), tmp_path / "bad", storage="int4", progress=False)
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["fieldtune", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_index_and_search(tmp_path: Path, cache: Path, capsys, monkeypatch) -> None:
