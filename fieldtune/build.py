@@ -105,7 +105,7 @@ def concepts_stage(workdir: WorkDir, config: BuildConfig) -> StageResult:
 
 def pairs_stage(workdir: WorkDir, config: BuildConfig) -> StageResult:
     from fieldtune.concepts import read_graph
-    from fieldtune.demo.sympy_docs import write_beir
+    from fieldtune.evaluate.beir import write_beir
     from fieldtune.pairs import check_leakage, derived_eval_set, generate_pairs
 
     pair_config = replace(config.pairs, seed=config.seed)

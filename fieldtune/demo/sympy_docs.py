@@ -10,11 +10,9 @@ followed it, so the labels come from the structure of the docs, not from us.
 from __future__ import annotations
 
 import contextlib
-import csv
 import importlib
 import inspect
 import io
-import json
 import logging
 import pkgutil
 import random
@@ -23,12 +21,11 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from fieldtune.evaluate.beir import write_beir  # noqa: F401  (re-exported: the demo writes its set with it)
 from fieldtune.types import Document, EvalSet, Qrels
-from fieldtune.workdir import atomic_write
 
 logger = logging.getLogger("fieldtune.demo.sympy_docs")
 
@@ -303,24 +300,3 @@ def sympy_eval_set(
     return EvalSet(name=EVAL_SET_NAME, corpus=corpus, queries=queries, qrels=qrels)
 
 
-def _json_line(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False) + "\n"
-
-
-def write_beir(eval_set: EvalSet, directory: Path, split: str = "test") -> Path:
-    """Write ``eval_set`` in BEIR layout under ``directory`` (each file atomically); return it."""
-    directory = Path(directory)
-    with atomic_write(directory / "corpus.jsonl") as handle:
-        for doc in eval_set.corpus.values():
-            record = {"_id": doc.id, "title": doc.title, "text": doc.text, "metadata": doc.metadata}
-            handle.write(_json_line(record))
-    with atomic_write(directory / "queries.jsonl") as handle:
-        for qid, text in eval_set.queries.items():
-            handle.write(_json_line({"_id": qid, "text": text}))
-    with atomic_write(directory / "qrels" / f"{split}.tsv") as handle:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        writer.writerow(["query-id", "corpus-id", "score"])
-        for qid in sorted(eval_set.qrels):
-            for doc_id, grade in sorted(eval_set.qrels[qid].items()):
-                writer.writerow([qid, doc_id, grade])
-    return directory

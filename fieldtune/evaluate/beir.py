@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from fieldtune.errors import InputError
-from fieldtune.types import Document, EvalSet, Qrels
+from fieldtune.workdir import atomic_write
+from fieldtune.types import EvalSet, Qrels
 
 
 def _read_queries(path: Path) -> dict[str, str]:
@@ -75,3 +76,22 @@ def load_beir(directory: str | Path, split: str = "test") -> EvalSet:
         shown = ", ".join(unknown_queries[:5]) + (" ..." if len(unknown_queries) > 5 else "")
         raise InputError(qrels_path, f"names {len(unknown_queries)} queries not in queries.jsonl: {shown}")
     return EvalSet(name=directory.name, corpus=corpus, queries=queries, qrels=qrels)
+
+
+def write_beir(eval_set: EvalSet, directory: Path, split: str = "test") -> Path:
+    """Write ``eval_set`` in BEIR layout under ``directory`` (each file atomically); return it."""
+    directory = Path(directory)
+    with atomic_write(directory / "corpus.jsonl") as handle:
+        for doc in eval_set.corpus.values():
+            record = {"_id": doc.id, "title": doc.title, "text": doc.text, "metadata": doc.metadata}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    with atomic_write(directory / "queries.jsonl") as handle:
+        for qid, text in eval_set.queries.items():
+            handle.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
+    with atomic_write(directory / "qrels" / f"{split}.tsv") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(["query-id", "corpus-id", "score"])
+        for qid in sorted(eval_set.qrels):
+            for doc_id, grade in sorted(eval_set.qrels[qid].items()):
+                writer.writerow([qid, doc_id, grade])
+    return directory
