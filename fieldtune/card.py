@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fieldtune.evaluate.report import comparison_rows, dimension_rows, summary_rows
+from fieldtune.evaluate.report import comparison_rows, dimension_rows, markdown_table, summary_rows
 from fieldtune.workdir import atomic_write
 
 DERIVED_EXPLAINED = (
@@ -22,10 +22,6 @@ DERIVED_EXPLAINED = (
 )
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
-
-
 def _eval_section(name: str, result: dict[str, Any]) -> list[str]:
     counts = result["counts"]
     lines = [f"### {'Derived test set (held-out concepts)' if name == 'derived' else name}", "",
@@ -33,7 +29,7 @@ def _eval_section(name: str, result: dict[str, Any]) -> list[str]:
              f"Paired bootstrap 95% CIs over queries ({result['settings']['bootstrap_resamples']:,} resamples); "
              "Δ is this model minus the other system; * marks a CI that excludes zero.", ""]
     for header, rows in (summary_rows(result), dimension_rows(result), comparison_rows(result)):
-        lines += [*_table(header, rows), ""]
+        lines += [*markdown_table(header, rows), ""]
     return lines
 
 
@@ -74,7 +70,7 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
         f"{len(concepts):,} concepts and {len(edges):,} edges ({', '.join(f'{t}: {n:,}' for t, n in sorted(edge_types.items()))}), "
         "extracted offline from the corpus (candidate terms scored by corpus statistics, variants merged, "
         "descriptions taken from the corpus). Top concepts:", "",
-        *_table(["Concept", "Documents", "Aliases", "Description"], [
+        *markdown_table(["Concept", "Documents", "Aliases", "Description"], [
             [c["name"], str(len(c.get("doc_ids", []))), str(len(c.get("aliases", []))), (c.get("description") or "")[:110].replace("|", "\\|")]
             for c in concepts[:20]
         ]), "",
@@ -87,7 +83,7 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
     kinds = sorted({k for split in counts.values() for k in split})
     lines += [
         "## Training data", "",
-        *_table(["Pair kind", *counts.keys()], [[k, *(f"{counts[s].get(k, 0):,}" for s in counts)] for k in kinds]), "",
+        *markdown_table(["Pair kind", *counts.keys()], [[k, *(f"{counts[s].get(k, 0):,}" for s in counts)] for k in kinds]), "",
         f"Split by concept (dev {config.pairs.dev_fraction:.0%}, test {config.pairs.test_fraction:.0%} of concepts). "
         f"Training anchors dropped to keep held-out concepts unseen: {json.dumps(pair_stats.get('dropped', {}))}. "
         f"Leakage check: {'clean' if pair_stats.get('leakage', {}).get('clean') else 'see manifest'} "
@@ -97,7 +93,7 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
         f"chunks naming the concept, scores within {config.mining.margin:.0%} of the positive): "
         f"{json.dumps(stats.get('mine', {}).get('train', {}))}.", "",
         "## Training configuration", "",
-        *_table(["Setting", "Value"], [[k, f"`{v}`"] for k, v in record.items() if k not in ("prompts", "history")]), "",
+        *markdown_table(["Setting", "Value"], [[k, f"`{v}`"] for k, v in record.items() if k not in ("prompts", "history")]), "",
         "Loss: MultipleNegativesRankingLoss inside MatryoshkaLoss (sentence-transformers), no-duplicates batches, "
         "early stopping on dev loss, best checkpoint kept.", "",
         "## Provenance", "",

@@ -17,7 +17,8 @@ def _label(key: str) -> str:
     return _LABELS.get(key, key)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table as lines (header, rule, rows)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
@@ -99,7 +100,7 @@ def _preamble(result: dict[str, Any]) -> str:
 def to_markdown(result: dict[str, Any], title: str | None = None) -> str:
     lines = [f"# {title or 'Retrieval evaluation: ' + result['model'] + ' on ' + result['dataset']['name']}", "", _preamble(result), ""]
     for heading, (header, rows) in _sections(result):
-        lines += [f"## {heading}", "", *_table(header, rows), ""]
+        lines += [f"## {heading}", "", *markdown_table(header, rows), ""]
     for note in result.get("notes", []):
         lines.append(f"- Note: {note}")
     return "\n".join(lines).rstrip() + "\n"
