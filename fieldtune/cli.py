@@ -32,6 +32,7 @@ class OnErrorChoice(str, Enum):
 
 
 class PrecisionChoice(str, Enum):
+    auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
 
@@ -114,7 +115,7 @@ def eval_command(
     dims: Annotated[Optional[str], typer.Option(help="Matryoshka dimensions, e.g. 384,256,128,64 (default: full and powers of two down to 64).")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full result as JSON.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the tables as Markdown (.md) or HTML (.html).")] = None,
-    precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision.")] = PrecisionChoice.fp32,
+    precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision; auto = bf16 where the CPU/GPU computes it natively, else fp32.")] = PrecisionChoice.auto,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 10_000,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse cached corpus embeddings.")] = False,
@@ -138,6 +139,22 @@ def eval_command(
         with atomic_write(report) as handle:
             handle.write(text)
         typer.echo(f"wrote {report}")
+
+
+@app.command("export")
+def export_command(
+    model: Annotated[str, typer.Option("--model", help="Model to export: registered name or directory (e.g. a build's model/).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write (empty, or an earlier export to replace).")],
+    onnx: Annotated[bool, typer.Option("--onnx", help="Export to ONNX (the only format so far).")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Quantise weights to int8 per output channel (smaller, faster on CPU).")] = False,
+) -> None:
+    """Export a model for serving: ONNX (fp32 or int8) that eval, index and search accept as --model."""
+    from fieldtune.export import export_onnx
+
+    if not onnx:
+        raise typer.BadParameter("choose a format: --onnx (the only one so far)")
+    path = export_onnx(model, out, int8=int8)
+    typer.echo(f"exported {model} to {path} (ONNX, {'int8 per-channel' if int8 else 'fp32'}); use it as --model {path}")
 
 
 @app.command()
@@ -169,7 +186,7 @@ def index_command(
     storage: Annotated[str, typer.Option(help="Embedding storage on disk: int8 or float16.")] = "int8",
     dim: Annotated[Optional[int], typer.Option(help="Store only the first N dimensions (Matryoshka); default: all.")] = None,
     ann_threshold: Annotated[int, typer.Option(help="Use an HNSW graph above this many chunks; exact search below.")] = 20_000,
-    precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision.")] = PrecisionChoice.fp32,
+    precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision; auto = bf16 where the CPU/GPU computes it natively, else fp32.")] = PrecisionChoice.auto,
 ) -> None:
     """Build a search index: chunk, encode once, store int8 vectors, BM25, and an HNSW graph if large."""
     from fieldtune.search import Index

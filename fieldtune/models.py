@@ -112,8 +112,11 @@ def _registered_names() -> str:
     return ", ".join(sorted(REGISTRY))
 
 
+MODEL_DIR_MARKERS = ("modules.json", "config.json", "fieldtune-onnx.json")
+
+
 def _is_local_model_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / name).exists() for name in ("modules.json", "config.json"))
+    return path.is_dir() and any((path / name).exists() for name in MODEL_DIR_MARKERS)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -152,7 +155,7 @@ def resolve_model(spec: str, *, allow_hub: bool | None = None) -> ModelRef:
         return ModelRef(spec=spec, location=str(path.resolve()), kind="local")
     if path.exists():
         raise ModelNotFoundError(
-            f"{spec}: exists but is not a sentence-transformers model directory (no modules.json or config.json)"
+            f"{spec}: exists but is not a sentence-transformers model directory (none of {', '.join(MODEL_DIR_MARKERS)})"
         )
     looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec and spec.count("/") > 1
     suggestions = REGISTRY.suggest(spec)
@@ -191,6 +194,13 @@ def load_model(spec: str, *, allow_hub: bool | None = None, device: str | None =
     ref = resolve_model(spec, allow_hub=allow_hub)
     if ref.kind != "hub":
         enforce_offline()
+    from fieldtune.export import is_onnx_export
+
+    if is_onnx_export(ref.location):
+        raise ModelNotFoundError(
+            f"{spec}: an ONNX export encodes (eval, index, search) but cannot be loaded as a "
+            "sentence-transformers model for training; use the model it was exported from"
+        )
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(ref.location, device=device or best_device(), **kwargs)
@@ -207,6 +217,8 @@ def base_model_of(spec: str) -> str | None:
 
     path = Path(spec).expanduser()
     record = path / BASE_RECORD
+    if not record.is_file():
+        record = path / "fieldtune-onnx.json"  # an export records the base of the model it came from
     if not record.is_file():
         return None
     try:

@@ -27,7 +27,7 @@ BM25 = "bm25"
 class EvalOptions:
     split: str = "test"
     dims: Sequence[int] | None = None
-    precision: Precision = Precision.FP32
+    precision: Precision = Precision.AUTO
     seed: int = 0
     n_resamples: int = 10_000
     use_cache: bool = True
@@ -122,7 +122,7 @@ def run_evaluation(model: str, data_dir: str | Path, baselines: Sequence[str] = 
         "systems": results,
         "comparisons": comparisons,
         "settings": {
-            "metrics": [m.key for m in DEFAULT_METRICS], "precision": options.precision.value,
+            "metrics": [m.key for m in DEFAULT_METRICS], "precision": options.precision.resolved().value,
             "bootstrap_resamples": options.n_resamples, "seed": options.seed, "confidence": 0.95,
             "difference": "model under test minus system, per query, mean over judged queries",
         },

@@ -72,7 +72,7 @@ class DenseSystem:
     name: str
     model_spec: str
     dims: list[int] | None = None
-    precision: Precision = Precision.FP32
+    precision: Precision = Precision.AUTO
     use_cache: bool = True
     depth: int = DEFAULT_DEPTH
     #: a baseline drops requested dimensions it cannot represent; the model under test may not.

@@ -71,7 +71,7 @@ class BuildOptions:
         chunking = ChunkingConfig(max_tokens, overlap)
         try:
             chunking.validate()
-            precision_value = Precision(precision)
+            precision_value = Precision(precision).resolved()
         except ValueError as error:
             raise SearchOptionError(str(error)) from error
         if not isinstance(ann_threshold, int) or ann_threshold < 0:

@@ -138,7 +138,7 @@ class Index:
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
         progress: bool = True,
         dim: int | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
     ) -> Index:
         """Build an index of ``corpus`` (a path ``read_corpus`` accepts, or documents) at ``out``.
 

@@ -1,0 +1,213 @@
+"""ONNX export of a sentence-transformers model, and an encoder that runs the export.
+
+``fieldtune export --onnx OUT`` writes a directory that any fieldtune command
+accepts as ``--model``: ``model.onnx`` (tokens -> pooled, normalised sentence
+embedding), the tokenizer files, and ``fieldtune-onnx.json`` (prompts,
+maximum sequence length, dimension, the model it came from). ``--int8``
+quantises the matrix multiplications' weights to int8 per output channel
+(onnxruntime dynamic quantisation): per-tensor scales lose too much on
+MiniLM (cosine to fp32 ~0.93 measured here), per-channel keeps ~0.99.
+
+Only the module stacks fieldtune trains are exported: a Transformer, mean or
+CLS pooling, and an optional Normalize. Anything else raises a clear error
+rather than exporting a model that silently embeds differently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fieldtune.errors import FieldtuneError
+
+logger = logging.getLogger("fieldtune.export")
+
+ONNX_RECORD = "fieldtune-onnx.json"
+ONNX_FILE = "model.onnx"
+SUPPORTED_POOLING = ("mean", "cls")
+
+
+class ExportError(FieldtuneError):
+    """The model cannot be exported (unsupported modules, missing onnx packages)."""
+
+
+def is_onnx_export(path: str | Path) -> bool:
+    directory = Path(path)
+    return (directory / ONNX_RECORD).is_file() and (directory / ONNX_FILE).is_file()
+
+
+def _require(module: str, extra: str = "onnx") -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ExportError(f"{module} is not installed: pip install 'fieldtune[{extra}]'") from error
+
+
+def _module_stack(model: Any) -> tuple[Any, str, bool]:
+    """(transformer module, pooling mode, normalises?) or ExportError for other stacks."""
+    modules = list(model)
+    names = [type(module).__name__ for module in modules]
+    if len(modules) not in (2, 3) or names[0] != "Transformer" or names[1] != "Pooling":
+        raise ExportError(f"can only export Transformer + Pooling (+ Normalize) models, not {names}")
+    if len(modules) == 3 and names[2] != "Normalize":
+        raise ExportError(f"can only export Transformer + Pooling (+ Normalize) models, not {names}")
+    pooling = modules[1].get_config_dict().get("pooling_mode", "mean")
+    if pooling not in SUPPORTED_POOLING:
+        raise ExportError(f"pooling {pooling!r} is not supported for export (supported: {SUPPORTED_POOLING})")
+    return modules[0], pooling, len(modules) == 3
+
+
+def _tokenizer_of(transformer: Any) -> Any:
+    return getattr(transformer, "tokenizer", None) or transformer.processor
+
+
+class _Pooled:
+    """Builds the torch module that the exporter traces (kept lazy: torch imports are slow)."""
+
+    @staticmethod
+    def make(backbone: Any, pooling: str, normalize: bool) -> Any:
+        import torch
+
+        class Pooled(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.backbone = backbone
+
+            def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001
+                hidden = self.backbone(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).last_hidden_state
+                if pooling == "cls":
+                    pooled = hidden[:, 0]
+                else:
+                    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                if normalize:
+                    pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                return pooled
+
+        return Pooled().eval()
+
+
+def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 17) -> Path:
+    """Export ``model_spec`` to ``out`` (created; must not hold another model) and return it."""
+    import torch
+
+    from fieldtune.models import embedding_dimension, load_model, resolve_model
+
+    onnx = _require("onnx")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not is_onnx_export(out):
+        raise ExportError(f"{out}: exists and is not an earlier fieldtune ONNX export; choose an empty directory")
+    ref = resolve_model(model_spec)
+    model = load_model(model_spec, device="cpu")
+    transformer, pooling, normalize = _module_stack(model)
+    tokenizer = _tokenizer_of(transformer)
+    wrapped = _Pooled.make(transformer.auto_model.float().eval(), pooling, normalize)
+    sample = tokenizer(["fieldtune export sample", "a second, longer sample sentence"], padding=True, return_tensors="pt")
+    inputs = (sample["input_ids"], sample["attention_mask"], sample.get("token_type_ids", torch.zeros_like(sample["input_ids"])))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
+    staging.chmod(0o755)
+    try:
+        fp32 = staging / ("model-fp32.onnx" if int8 else ONNX_FILE)
+        axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                "token_type_ids": {0: "batch", 1: "tokens"}, "embedding": {0: "batch"}}
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapped, inputs, str(fp32), input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["embedding"], dynamic_axes=axes, opset_version=opset, dynamo=False,
+            )
+        onnx.checker.check_model(str(fp32))
+        if int8:
+            _require("onnxruntime")
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(
+                str(fp32), str(staging / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=True,
+                op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
+            )
+            fp32.unlink()
+        tokenizer.save_pretrained(str(staging))
+        record = {
+            "source": model_spec, "source_location": ref.location, "int8": int8, "opset": opset,
+            "pooling": pooling, "normalize": normalize, "dimension": embedding_dimension(model),
+            "max_seq_length": int(model.max_seq_length), "prompts": dict(model.prompts or {}),
+            "default_prompt_name": model.default_prompt_name,
+        }
+        base_record = Path(ref.location) / "fieldtune.json"
+        if base_record.is_file():
+            record["base_model"] = json.loads(base_record.read_text(encoding="utf-8")).get("base_model")
+        (staging / ONNX_RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("exported %s to %s (%s)", model_spec, out, "int8" if int8 else "fp32")
+    return out
+
+
+class OnnxModel:
+    """The subset of the SentenceTransformer interface that :class:`~fieldtune.encoding.Encoder` uses."""
+
+    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+        ort = _require("onnxruntime")
+        from transformers import AutoTokenizer
+
+        self.path = Path(path)
+        self.record = json.loads((self.path / ONNX_RECORD).read_text(encoding="utf-8"))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.path / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+        self.max_seq_length = int(self.record["max_seq_length"])
+        self.prompts = dict(self.record.get("prompts") or {})
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.record["dimension"])
+
+    def _prompt(self, name: str) -> str:
+        return self.prompts.get(name, "")
+
+    def encode_query(self, texts: list[str], **kwargs: Any) -> np.ndarray:
+        return self._encode(texts, self._prompt("query"), **kwargs)
+
+    def encode_document(self, texts: list[str], **kwargs: Any) -> np.ndarray:
+        return self._encode(texts, self._prompt("document"), **kwargs)
+
+    def _encode(self, texts: list[str], prompt: str, *, batch_size: int = 32, show_progress_bar: bool = False,
+                **_: Any) -> np.ndarray:
+        # Batches of similar length waste less work on padding (sentence-transformers does the same).
+        prompted = [prompt + text for text in texts]
+        order = np.argsort([-len(text) for text in prompted], kind="stable")
+        out = np.zeros((len(texts), self.get_embedding_dimension()), dtype=np.float32)
+        starts = range(0, len(texts), batch_size)
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="Batches")
+        for start in starts:
+            rows = order[start : start + batch_size]
+            tokens = self.tokenizer(
+                [prompted[i] for i in rows], padding=True, truncation=True,
+                max_length=self.max_seq_length, return_tensors="np",
+            )
+            feed = {
+                "input_ids": tokens["input_ids"].astype(np.int64),
+                "attention_mask": tokens["attention_mask"].astype(np.int64),
+                "token_type_ids": tokens.get("token_type_ids", np.zeros_like(tokens["input_ids"])).astype(np.int64),
+            }
+            out[rows] = self.session.run(["embedding"], feed)[0]
+        return out
