@@ -19,6 +19,7 @@ from typing import Any
 from fieldtune.chunking import ChunkingConfig
 from fieldtune.encoding import Precision, auto_precision, document_text
 from fieldtune.errors import FieldtuneError
+from fieldtune.gate import GateConfig
 from fieldtune.ingest import OnError
 from fieldtune.mining import MiningConfig
 from fieldtune.pairs import PairConfig
@@ -32,6 +33,7 @@ GRAPH = "graph.json"
 GRAPHML = "graph.graphml"
 PAIRS_DIR = "pairs"
 DERIVED_DIR = "derived"
+DERIVED_DEV_DIR = "derived-dev"
 MINED_DIR = "mined"
 TRAINING_DIR = "training"
 MODEL_DIR = "model"
@@ -59,6 +61,9 @@ class BuildConfig:
     mining: MiningConfig = MiningConfig()
     on_error: OnError = OnError.STOP
     precision: Precision | None = None  # encoding for mining/evaluation; None = bf16 where supported
+    gate: GateConfig = GateConfig()
+    #: append the corpus-fitted principal rotation (fieldtune.rotation) so truncated dimensions keep more
+    rotate: bool = True
     train_overrides: dict[str, Any] = field(default_factory=dict)
 
     def encode_precision(self) -> Precision:
@@ -130,13 +135,16 @@ def pairs_stage(workdir: WorkDir, config: BuildConfig) -> StageResult:
         if not derived.queries:
             raise CorpusTooSmallError("no held-out concept has a relevant chunk; the derived test set would be empty")
         write_beir(derived, workdir.path(DERIVED_DIR))
-        return {"counts": pairs.counts(), "dropped": dict(pairs.dropped), "leakage": report.to_dict(),
+        dev_set = derived_eval_set(chunks, graph.concepts, pairs.dev)
+        write_beir(dev_set, workdir.path(DERIVED_DEV_DIR))
+        return {"derived_dev_queries": len(dev_set.queries), "counts": pairs.counts(), "dropped": dict(pairs.dropped), "leakage": report.to_dict(),
                 "derived_queries": len(derived.queries)}
 
     return workdir.run_stage(
         "pairs", inputs={"chunks": workdir.path(CHUNKS), "graph": workdir.path(GRAPH)},
         params=asdict(pair_config) | {"kinds": [k.value for k in pair_config.kinds]},
-        outputs=[f"{PAIRS_DIR}/{s}.jsonl" for s in ("train", "dev", "test", "texts")] + [DERIVED_DIR], build=build,
+        outputs=[f"{PAIRS_DIR}/{s}.jsonl" for s in ("train", "dev", "test", "texts")] + [DERIVED_DIR, DERIVED_DEV_DIR],
+        build=build,
     )
 
 
@@ -196,13 +204,63 @@ def train_stage(workdir: WorkDir, config: BuildConfig) -> StageResult:
             _read_pairs(workdir.path(MINED_DIR) / "train.jsonl"), _read_pairs(workdir.path(MINED_DIR) / "dev.jsonl"),
             texts, out_dir=training_dir, config=train_config,
         )
-        _install_model(training_dir / MODEL_DIR, workdir.path(MODEL_DIR))
         return _jsonable(asdict(result) if hasattr(result, "__dataclass_fields__") else dict(result))
 
     return workdir.run_stage(
         "train", inputs={"mined": workdir.path(MINED_DIR), "texts": workdir.path(PAIRS_DIR) / "texts.jsonl"},
-        params=params, outputs=[f"{MODEL_DIR}/fieldtune.json", f"{MODEL_DIR}/config.json"], build=build,
+        params=params, outputs=[f"{TRAINING_DIR}/{MODEL_DIR}/fieldtune.json"], build=build,
     )
+
+
+def gate_stage(workdir: WorkDir, config: BuildConfig) -> StageResult:
+    """Install the best of trained / averaged-with-base / base on the dev split as ``model/``."""
+    from fieldtune.gate import GATE_RECORD, run_gate
+    from fieldtune.rotation import add_rotation
+
+    trained = workdir.path(TRAINING_DIR) / MODEL_DIR
+    dev = workdir.path(DERIVED_DEV_DIR)
+
+    def build() -> dict[str, Any]:
+        if not (dev / "queries.jsonl").is_file() or not any(read_jsonl(dev / "queries.jsonl")):
+            logger.warning("no dev concepts with relevant chunks: the quality gate cannot run; installing the trained model")
+            record: dict[str, Any] = {"chosen": "trained", "scores": {}, "reason": "no dev queries"}
+            source = trained
+        else:
+            record = run_gate(trained, config.base, dev, workdir.path(TRAINING_DIR), config=config.gate,
+                              precision=config.encode_precision(), seed=config.seed)
+            source = Path(record["directory"]) if record["chosen"] != "base" else _base_copy(trained, config, workdir)
+        if config.rotate:
+            final = workdir.path(TRAINING_DIR) / "final"
+            if final.exists():
+                shutil.rmtree(final)
+            shutil.copytree(source, final)
+            texts = list(chunk_texts(load_chunks(workdir)).values())
+            record["rotation"] = add_rotation(final, texts, seed=config.seed, precision=config.encode_precision().value)
+            source = final
+        _install_model(source, workdir.path(MODEL_DIR))
+        write_json(workdir.path(MODEL_DIR) / GATE_RECORD, record)
+        return {k: v for k, v in record.items() if k != "directory"}
+
+    return workdir.run_stage(
+        "gate", inputs={"trained": trained / "model.safetensors", "dev": dev / "qrels"},
+        params={**asdict(config.gate), "precision": config.encode_precision().value, "base": config.base,
+                "rotate": config.rotate},
+        outputs=[f"{MODEL_DIR}/fieldtune.json", f"{MODEL_DIR}/config.json", f"{MODEL_DIR}/gate.json"], build=build,
+    )
+
+
+def _base_copy(trained: Path, config: BuildConfig, workdir: WorkDir) -> Path:
+    """The base model saved as a build's model (its own prompts, none of the trained ones), with a record saying why."""
+    from fieldtune.models import load_model
+
+    target = workdir.path(TRAINING_DIR) / "base-kept"
+    if target.exists():
+        shutil.rmtree(target)
+    load_model(config.base, device="cpu").save(str(target))
+    record = json.loads((trained / "fieldtune.json").read_text(encoding="utf-8"))
+    record.update({"prompts": {}, "kept_base": True, "note": "the quality gate kept the base model's weights"})
+    (target / "fieldtune.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return target
 
 
 def _jsonable(value: Any) -> Any:
@@ -264,7 +322,7 @@ def card_stage(workdir: WorkDir, config: BuildConfig, corpus: str | Path) -> Sta
     )
 
 
-STAGES = ("ingest", "chunk", "concepts", "pairs", "mine", "train", "eval", "card")
+STAGES = ("ingest", "chunk", "concepts", "pairs", "mine", "train", "gate", "eval", "card")
 
 
 def run_build(corpus: str | Path, out: str | Path, config: BuildConfig | None = None, *, until: str = "card") -> BuildResult:
@@ -279,7 +337,7 @@ def run_build(corpus: str | Path, out: str | Path, config: BuildConfig | None = 
     if n_docs < MIN_DOCUMENTS:
         raise CorpusTooSmallError(f"{corpus}: {n_docs} documents; fieldtune needs at least {MIN_DOCUMENTS} to build a model (a few hundred is better)")
     stages.append(chunk_stage(workdir, config.base, config.chunking))
-    for stage in (concepts_stage, pairs_stage, mine_stage, train_stage, eval_stage):
+    for stage in (concepts_stage, pairs_stage, mine_stage, train_stage, gate_stage, eval_stage):
         if STAGES.index(until) < STAGES.index(stages[-1].name) + 1:
             break
         logger.info("stage %s ...", stage.__name__.removesuffix("_stage"))

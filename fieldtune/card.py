@@ -33,6 +33,45 @@ def _eval_section(name: str, result: dict[str, Any]) -> list[str]:
     return lines
 
 
+GATE_EXPLAINED = {
+    "trained": "The trained weights beat the base there, and are the ones in this directory.",
+    "averaged": ("The trained weights averaged with the base's did best there, so this directory holds that average "
+                 "(weight-space ensembling keeps more of what the base knew)."),
+    "base": ("**Neither the trained weights nor their average with the base beat the base there, so this directory "
+             "holds the base model's weights unchanged** (plus the rotation described below, if any). Training on this corpus did not help; the evaluation "
+             "below compares the base with itself and with BM25."),
+}
+
+
+def _gate_section(root: Path) -> list[str]:
+    path = root / "model" / "gate.json"
+    if not path.is_file():
+        return []
+    gate = json.loads(path.read_text(encoding="utf-8"))
+    scores = gate.get("scores", {})
+    lines = ["## Quality gate", ""]
+    if not scores:
+        return [*lines, f"Not run ({gate.get('reason', 'no dev data')}); the trained weights are installed.", ""]
+    rotation = gate.get("rotation")
+    if rotation:
+        lines_rotation = [
+            "A final bias-free linear layer rotates the embeddings into the principal axes of this corpus's "
+            f"embeddings (fitted on {rotation.get('texts', '?'):,} chunks): inner products at full dimension are "
+            "unchanged, and the first coordinates, which Matryoshka truncation keeps, carry more of the signal "
+            f"(share of energy in the first 128 coordinates {rotation.get('energy@128:before', 0):.0%} before, "
+            f"{rotation.get('energy@128:after', 0):.0%} after). Gains at truncated dimensions over the base come "
+            "partly from this rotation, which any model could be given.", ""]
+    else:
+        lines_rotation = []
+    return [
+        *lines,
+        "Before installing a model the build scored three candidates on the dev split's derived task "
+        "(held-out dev concepts as queries; the test split is untouched): nDCG@10 "
+        + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()) + ". "
+        + GATE_EXPLAINED[gate["chosen"]], "", *lines_rotation,
+    ]
+
+
 def render_card(root: Path, *, corpus: str, config: Any) -> str:
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))["stages"]
     graph = json.loads((root / "graph.json").read_text(encoding="utf-8"))
@@ -61,7 +100,7 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
         f"small = model.encode_query(['...'], truncate_dim={record.get('matryoshka_dims', [64])[-1]})  # Matryoshka",
         "```", "",
         f"Prompts saved with the model: {json.dumps(record.get('prompts', {}))}.", "",
-        "## Evaluation", "", DERIVED_EXPLAINED, "",
+        *_gate_section(root), "## Evaluation", "", DERIVED_EXPLAINED, "",
     ]
     for name, result in evaluations.items():
         lines += _eval_section(name, result)

@@ -52,18 +52,29 @@ def _require(module: str, extra: str = "onnx") -> Any:
         raise ExportError(f"{module} is not installed: pip install 'fieldtune[{extra}]'") from error
 
 
-def _module_stack(model: Any) -> tuple[Any, str, bool]:
-    """(transformer module, pooling mode, normalises?) or ExportError for other stacks."""
+def _module_stack(model: Any) -> tuple[Any, str, bool, Any]:
+    """(transformer, pooling mode, normalises?, final linear map or None), or ExportError for other stacks.
+
+    The final linear map is the bias-free identity-activation ``Dense`` that
+    :mod:`fieldtune.rotation` appends after ``Normalize``.
+    """
     modules = list(model)
     names = [type(module).__name__ for module in modules]
-    if len(modules) not in (2, 3) or names[0] != "Transformer" or names[1] != "Pooling":
-        raise ExportError(f"can only export Transformer + Pooling (+ Normalize) models, not {names}")
-    if len(modules) == 3 and names[2] != "Normalize":
-        raise ExportError(f"can only export Transformer + Pooling (+ Normalize) models, not {names}")
+    supported = "Transformer + Pooling (+ Normalize) (+ a bias-free linear Dense)"
+    linear = None
+    if names and names[-1] == "Dense":
+        dense = modules.pop()
+        names.pop()
+        activation = type(getattr(dense, "activation_function", None)).__name__
+        if dense.linear.bias is not None or activation != "Identity":
+            raise ExportError(f"can only export {supported}; this Dense has a bias or a {activation} activation")
+        linear = dense.linear
+    if len(modules) not in (2, 3) or names[0] != "Transformer" or names[1] != "Pooling" or (len(modules) == 3 and names[2] != "Normalize"):
+        raise ExportError(f"can only export {supported} models, not {[type(m).__name__ for m in model]}")
     pooling = modules[1].get_config_dict().get("pooling_mode", "mean")
     if pooling not in SUPPORTED_POOLING:
         raise ExportError(f"pooling {pooling!r} is not supported for export (supported: {SUPPORTED_POOLING})")
-    return modules[0], pooling, len(modules) == 3
+    return modules[0], pooling, len(modules) == 3, linear
 
 
 def _tokenizer_of(transformer: Any) -> Any:
@@ -74,13 +85,14 @@ class _Pooled:
     """Builds the torch module that the exporter traces (kept lazy: torch imports are slow)."""
 
     @staticmethod
-    def make(backbone: Any, pooling: str, normalize: bool) -> Any:
+    def make(backbone: Any, pooling: str, normalize: bool, linear: Any = None) -> Any:
         import torch
 
         class Pooled(torch.nn.Module):
             def __init__(self) -> None:
                 super().__init__()
                 self.backbone = backbone
+                self.linear = linear
 
             def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001
                 hidden = self.backbone(
@@ -93,6 +105,8 @@ class _Pooled:
                     pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 if normalize:
                     pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                if self.linear is not None:
+                    pooled = self.linear(pooled)
                 return pooled
 
         return Pooled().eval()
@@ -110,9 +124,9 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
         raise ExportError(f"{out}: exists and is not an earlier fieldtune ONNX export; choose an empty directory")
     ref = resolve_model(model_spec)
     model = load_model(model_spec, device="cpu")
-    transformer, pooling, normalize = _module_stack(model)
+    transformer, pooling, normalize, linear = _module_stack(model)
     tokenizer = _tokenizer_of(transformer)
-    wrapped = _Pooled.make(transformer.auto_model.float().eval(), pooling, normalize)
+    wrapped = _Pooled.make(transformer.auto_model.float().eval(), pooling, normalize, linear)
     sample = tokenizer(["fieldtune export sample", "a second, longer sample sentence"], padding=True, return_tensors="pt")
     inputs = (sample["input_ids"], sample["attention_mask"], sample.get("token_type_ids", torch.zeros_like(sample["input_ids"])))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +154,7 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
         tokenizer.save_pretrained(str(staging))
         record = {
             "source": model_spec, "source_location": ref.location, "int8": int8, "opset": opset,
-            "pooling": pooling, "normalize": normalize, "dimension": embedding_dimension(model),
+            "pooling": pooling, "normalize": normalize, "final_linear": linear is not None, "dimension": embedding_dimension(model),
             "max_seq_length": int(model.max_seq_length), "prompts": dict(model.prompts or {}),
             "default_prompt_name": model.default_prompt_name,
         }

@@ -41,6 +41,9 @@ def test_build_produces_model_card_and_manifest(built: tuple[Path, Path]) -> Non
     card = (out / "model" / "README.md").read_text()
     for needle in ("Derived test set", "nDCG@10", "95% CI", "concept graph", "Pair kind", "is *not*"):
         assert needle in card
+    gate = json.loads((out / "model" / "gate.json").read_text())
+    assert gate["chosen"] in {"trained", "averaged", "base"} and set(gate["scores"]) == {"trained", "averaged", "base"}
+    assert (out / "derived-dev" / "qrels" / "test.tsv").exists()
     derived = json.loads((out / "eval" / "derived.json").read_text())
     assert {"minilm", "bm25"} <= set(derived["systems"])
     assert (out / "graph.graphml").exists() and (out / "derived" / "qrels" / "test.tsv").exists()
@@ -70,7 +73,7 @@ def test_interrupted_build_resumes_without_redoing_finished_stages(tmp_path: Pat
     result = run_build(corpus, tmp_path / "out", _config())
     skipped = {s.name: s.skipped for s in result.stages}
     assert skipped == {"ingest": True, "chunk": True, "concepts": True, "pairs": True, "mine": True,
-                       "train": False, "eval": False, "card": False}
+                       "train": False, "gate": False, "eval": False, "card": False}
 
 
 def test_corpus_too_small(tmp_path: Path) -> None:

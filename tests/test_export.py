@@ -71,3 +71,15 @@ def test_cli_export_then_eval(tmp_path, tiny_beir, capsys, monkeypatch):
     assert code == 0 and "nDCG@10" in stdout
     code, stdout, stderr = run_cli(["export", "--model", "minilm", "--out", str(tmp_path / "x")], capsys, monkeypatch)
     assert code != 0 and "--onnx" in stdout + stderr
+
+
+def test_export_keeps_a_final_rotation(tmp_path):
+    from fieldtune.rotation import add_rotation
+
+    model = load_model("minilm", device="cpu")
+    model.save(str(tmp_path / "rotated"))
+    add_rotation(tmp_path / "rotated", TEXTS * 4, precision="fp32")
+    out = export_onnx(str(tmp_path / "rotated"), tmp_path / "onnx")
+    exported = Encoder(str(out), use_cache=False, show_progress=False).encode(TEXTS, kind="document")
+    reference = Encoder(str(tmp_path / "rotated"), precision="fp32", use_cache=False, show_progress=False).encode(TEXTS, kind="document")
+    assert (exported * reference).sum(axis=1).min() > 0.9999

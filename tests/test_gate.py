@@ -1,0 +1,42 @@
+"""The quality gate's choice and the weight averaging it relies on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fieldtune.gate import GateConfig, average_with_base, choose
+
+
+def test_choose_prefers_a_trained_candidate_only_when_it_is_not_worse() -> None:
+    assert choose({"trained": 0.52, "averaged": 0.51, "base": 0.50}, margin=0.0) == "trained"
+    assert choose({"trained": 0.49, "averaged": 0.51, "base": 0.50}, margin=0.0) == "averaged"
+    assert choose({"trained": 0.49, "averaged": 0.48, "base": 0.50}, margin=0.0) == "base"
+    assert choose({"trained": 0.505, "averaged": 0.50, "base": 0.50}, margin=0.01) == "base"
+    assert choose({"trained": 0.51, "averaged": 0.51, "base": 0.50}, margin=0.0) == "trained"  # ties go to trained
+
+
+def test_gate_config_rejects_alpha_outside_the_open_interval() -> None:
+    with pytest.raises(ValueError, match="average_alpha"):
+        GateConfig(average_alpha=1.0)
+
+
+def test_average_with_base_interpolates_every_weight(tmp_path) -> None:
+    import torch
+
+    from fieldtune.models import load_model
+
+    tuned = load_model("minilm", device="cpu")
+    with torch.no_grad():
+        for parameter in tuned.parameters():
+            parameter.add_(1.0)
+    tuned.save(str(tmp_path / "tuned"))
+    (tmp_path / "tuned" / "fieldtune.json").write_text(json.dumps({"base_model": "minilm"}))
+    out = average_with_base(tmp_path / "tuned", "minilm", tmp_path / "avg", alpha=0.25)
+    base = dict(load_model("minilm", device="cpu").named_parameters())
+    averaged = dict(load_model(str(out), device="cpu").named_parameters())
+    for name, value in averaged.items():
+        np.testing.assert_allclose(value.detach().numpy(), base[name].detach().numpy() + 0.25, atol=1e-5)
+    assert json.loads((out / "fieldtune.json").read_text())["weight_average"] == {"alpha": 0.25, "base": "minilm"}
