@@ -14,6 +14,7 @@ from fieldtune.encoding import Encoder  # noqa: E402
 from fieldtune.errors import ModelNotFoundError  # noqa: E402
 from fieldtune.export import ONNX_RECORD, ExportError, export_onnx, is_onnx_export  # noqa: E402
 from fieldtune.models import load_model  # noqa: E402
+
 from .conftest import run_cli  # noqa: E402
 
 TEXTS = [
