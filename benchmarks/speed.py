@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, SHARED_DATA, hardware, hardware_line  # noqa: E402
 
-from fieldtune.encoding import Encoder, auto_precision, document_text  # noqa: E402
+from fieldtune.encoding import Encoder, auto_precision, document_text, normalize  # noqa: E402
 from fieldtune.evaluate.beir import load_beir  # noqa: E402
 from fieldtune.evaluate.metrics import mean_scores, per_query_scores  # noqa: E402
 from fieldtune.evaluate.systems import self_hits, top_k_run  # noqa: E402
@@ -61,11 +61,7 @@ def encode_path(name: str, make, docs: list[str], queries: list[str]) -> dict[st
     query_vectors = np.asarray(model.encode_query(queries, batch_size=BATCH, show_progress_bar=False), dtype=np.float32)
     logging.info("%s: %d passages in %.1fs (%.1f/s)", name, len(docs), seconds, len(docs) / seconds)
     return {"name": name, "seconds": seconds, "passages_per_s": len(docs) / seconds,
-            "docs": _unit(doc_vectors), "queries": _unit(query_vectors)}
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            "docs": normalize(doc_vectors), "queries": normalize(query_vectors)}
 
 
 def ndcg(data, query_ids: list[str], doc_ids: list[str], queries: np.ndarray, docs: np.ndarray) -> float:
