@@ -316,17 +316,18 @@ def _graph(
             "file"
         ]  # delete only: the old graph stays, deleted rows are filtered at search time
     started = time.perf_counter()
-    if old is not None and previous is not None:
+    if old is not None and previous is not None and old.scale is not None:
         graph = old.writable_copy()
         graph.remove(newly_deleted)
         graph.add_batches(live_batches(store, deleted, previous.store.rows))
-    else:
+    else:  # no graph yet, or one of format 1 (float-converted), which is rebuilt
         graph = AnnIndex.build(
             int(manifest["dimension"]),
             live_batches(store, deleted),
             AnnConfig.from_dict(ann["config"]),
+            rows=live,
         )
-    relative = f"{ANN_DIR}/{name}.usearch"
+    relative = f"{ANN_DIR}/{name}.graph"
     graph.save(root / relative)
     logger.info("HNSW graph of %d rows written in %.1fs", len(graph), time.perf_counter() - started)
     return relative

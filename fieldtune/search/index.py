@@ -205,7 +205,8 @@ class Index:
                 "candidates": self.candidates,
             },
             "ann_in_use": state.ann is not None,
-            "ann_expansion_search": state.ann.index.expansion_search if state.ann else None,
+            "ann_expansion_search": state.ann.expansion_search if state.ann else None,
+            "ann_shards": len(state.ann.shards) if state.ann else None,
             "storage_bytes": state.store.nbytes(),
         }
 

@@ -6,7 +6,7 @@ Layout of an index directory::
                             current generation (replaced atomically, never edited)
     segments/000001/        immutable chunk vectors + records (see store.py)
     generations/000003/     deleted_rows.npy, bm25/ and bm25_rows.npy of one state
-    ann/000002.usearch      HNSW graph (absent below the size threshold)
+    ann/000002.graph/       HNSW graph shards + graph.json (absent below the size threshold)
     .lock                   taken by writers (flock), so two processes never write at once
 
 An update (``add``/``delete``) writes everything it changes under new names,
