@@ -81,7 +81,7 @@ def ann_candidates(state: IndexState, vectors: np.ndarray, count: int) -> list[H
     if ann is None:
         raise ValueError("this generation has no HNSW graph")
     wanted = min(count, state.live_rows)
-    ask = min(len(ann), count + min(int(state.deleted.sum()), count))
+    ask = min(len(ann), count + min(state.deleted_rows, count))
     while True:
         found = [keys[~state.deleted[keys]][:count] for keys in ann.search(vectors, ask)]
         if all(len(keys) >= wanted for keys in found) or ask >= len(ann):

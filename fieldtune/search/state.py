@@ -20,6 +20,7 @@ open files readable after deletion, so live readers are unaffected).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -164,9 +165,14 @@ class IndexState:
     def dimension(self) -> int:
         return int(self.manifest["dimension"])
 
+    @functools.cached_property
+    def deleted_rows(self) -> int:
+        """Rows deleted but still stored (counted once: a state is never modified)."""
+        return int(self.deleted.sum())
+
     @property
     def live_rows(self) -> int:
-        return int(self.store.rows - self.deleted.sum())
+        return int(self.store.rows - self.deleted_rows)
 
     @classmethod
     def load(cls, root: Path, manifest: dict[str, Any]) -> IndexState:
