@@ -8,10 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("usearch")
+from fieldtune.search import ann as ann_module
+from fieldtune.search.ann import GRAPH_META, AnnConfig, AnnIndex, default_shards
 
-from fieldtune.search import ann as ann_module  # noqa: E402
-from fieldtune.search.ann import GRAPH_META, AnnConfig, AnnIndex, default_shards  # noqa: E402
+# usearch is imported by the tests, not at collection: importing it before onnxruntime
+# (collected later, in test_export) crashes the interpreter (numkong 7.8.6, onnxruntime 1.32).
+pytestmark = pytest.mark.usefixtures("needs_usearch")
+
+
+@pytest.fixture(scope="module")
+def needs_usearch() -> None:
+    pytest.importorskip("usearch")
 
 DIM = 32
 

@@ -80,8 +80,8 @@ def require_usearch() -> Any:
 class AnnConfig:
     """HNSW settings: graph degree, beam widths while adding and searching, shards."""
 
-    connectivity: int = 32
-    expansion_add: int = 128
+    connectivity: int = 48
+    expansion_add: int = 200
     #: None: :func:`auto_expansion` of the rows per shard.
     expansion_search: int | None = None
     dtype: str = "i8"
@@ -100,15 +100,16 @@ class AnnConfig:
 
 
 def auto_expansion(rows: int) -> int:
-    """The search beam for a shard of ``rows``: 256 up to 100k rows, 512 at 500k, 2048 at most.
+    """The search beam for a shard of ``rows``: 256 up to 100k rows, 300 at 500k, 2048 at most.
 
-    Measured on embedding-like synthetic data with 50-200 candidates rescored:
-    recall@10 ~0.96 at 100k rows (one shard, beam 256) and ~0.95 at 1M rows in
-    two shards of 500k (beam 512); interpolated on a log scale between them.
+    Measured on embedding-like synthetic data with 200 candidates rescored
+    (``benchmarks/results/search.md``): recall@10 ~0.96 at 100k rows (one
+    shard, beam 256-300) and 0.951 at 1M rows in two shards of 500k (M 48,
+    expansion_add 200, beam 300); interpolated on a log scale.
     """
     if rows <= 100_000:
         return 256
-    return int(min(2048, round(256 * 2 ** (math.log(rows / 100_000) / math.log(5)))))
+    return int(min(2048, round(256 * (300 / 256) ** (math.log(rows / 100_000) / math.log(5)))))
 
 
 def default_shards(rows: int) -> int:
