@@ -154,14 +154,15 @@ class AnnIndex:
         self.projection = projection
         #: Search the shards of a single query in parallel (False: one after another).
         self.parallel = True
-        self._pending = (projection.shape[0] if projection is not None else 0, max(1, len(shards)))
+        #: (vector dimension, shard count) of a new graph until its first rows make the shards.
+        self._layout: tuple[int, int] | None = None
 
     @classmethod
     def new(cls, dimension: int, config: AnnConfig, shards: int = 1) -> AnnIndex:
         """An empty graph; its shards are made when the first rows fix scale and projection."""
         require_usearch()
         ann = cls([], config, None)
-        ann._pending = (dimension, shards)
+        ann._layout = (dimension, shards)
         return ann
 
     @classmethod
@@ -206,11 +207,11 @@ class AnnIndex:
         ``graph_energy`` of the rows' energy: fewer bytes per distance, and the
         exact rescoring restores what the dropped directions add.
         """
-        if self.scale is not None or self.legacy or not len(vectors):
-            return
+        if self._layout is None or self.scale is not None or not len(vectors):
+            return  # an opened graph (or one already fitted) keeps its projection and scale
         from fieldtune.rotation import principal_rotation
 
-        dimension, count = self._pending
+        dimension, count = self._layout
         sample = np.asarray(vectors[:FIT_ROWS], dtype=np.float32)
         if self.config.graph_energy < 1.0 and len(sample) >= 10 * dimension:
             rotation = principal_rotation(sample)
