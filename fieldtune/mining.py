@@ -19,7 +19,6 @@ positives, which is exactly the concept -> many chunks shape.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 from collections import defaultdict
@@ -28,6 +27,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from fieldtune.hashing import seeded_int
 from fieldtune.pairs import REST_SEPARATOR, mention_pattern, normalize_text
 from fieldtune.types import Concept, Pair
 
@@ -141,7 +141,7 @@ def mine_hard_negatives(
                 allowed.append(chunk_ids[index])
             if len(allowed) >= config.candidates:
                 break
-        seed = int.from_bytes(hashlib.sha256(f"{config.seed}:{pair.anchor}:{pair.positive_id}".encode()).digest()[:8], "big")
+        seed = seeded_int(config.seed, f"{pair.anchor}:{pair.positive_id}")
         # Sample among the hardest few, not always the very first: less noise from label errors.
         pool = allowed[: max(config.negatives_per_pair * 3, 1)]
         chosen = random.Random(seed).sample(pool, min(config.negatives_per_pair, len(pool)))

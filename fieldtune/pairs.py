@@ -16,7 +16,6 @@ set: concept name -> the chunks where that concept is central.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections import Counter, defaultdict
@@ -26,6 +25,7 @@ from enum import Enum
 from typing import Any
 
 from fieldtune.chunking import sentence_starts
+from fieldtune.hashing import seeded_fraction
 from fieldtune.types import Chunk, Concept, ConceptEdge, Document, EdgeType, EvalSet, Pair, PairKind
 
 logger = logging.getLogger("fieldtune.pairs")
@@ -80,14 +80,9 @@ def normalize_text(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _stable_fraction(key: str, seed: int) -> float:
-    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
 def assign_split(group: str, config: PairConfig) -> Split:
     """A deterministic split per group, independent of the order or number of groups."""
-    value = _stable_fraction(group, config.seed)
+    value = seeded_fraction(config.seed, group)
     if value < config.test_fraction:
         return Split.TEST
     if value < config.test_fraction + config.dev_fraction:
@@ -97,7 +92,7 @@ def assign_split(group: str, config: PairConfig) -> Split:
 
 def _spread(items: Sequence[str], cap: int, key: str, seed: int) -> list[str]:
     """Up to ``cap`` items in a seeded order that does not favour the first documents."""
-    return sorted(items, key=lambda item: _stable_fraction(f"{key}|{item}", seed))[:cap]
+    return sorted(items, key=lambda item: seeded_fraction(seed, f"{key}|{item}"))[:cap]
 
 
 def concept_pairs(concepts: Sequence[Concept], config: PairConfig) -> list[Pair]:
@@ -173,7 +168,7 @@ def sentence_pairs(chunks: Sequence[Chunk], config: PairConfig) -> tuple[list[Pa
                 rest = (chunk.text[:start] + chunk.text[end:]).strip()
                 if len(sentence.split()) >= config.min_sentence_words and len(rest.split()) >= config.min_rest_words:
                     candidates.append((f"{chunk.id}{REST_SEPARATOR}{index}", sentence, rest, chunk.title))
-        for derived_id, sentence, rest, title in sorted(candidates, key=lambda c: _stable_fraction(c[0], config.seed))[: config.max_sentence_pairs_per_doc]:
+        for derived_id, sentence, rest, title in sorted(candidates, key=lambda c: seeded_fraction(config.seed, c[0]))[: config.max_sentence_pairs_per_doc]:
             texts[derived_id] = f"{title} {rest}".strip() if title else rest
             pairs.append(Pair(sentence, derived_id, PairKind.SENTENCE, doc_id))
     return pairs, texts

@@ -8,12 +8,12 @@ per-example weight.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from fieldtune.hashing import texts_sha256, unit_hash
 from fieldtune.training.errors import TrainingDataError
 from fieldtune.types import Pair
 
@@ -41,19 +41,7 @@ class Columns:
 
     def digest(self) -> str:
         """Content hash, so a checkpoint is only resumed on the same data."""
-        digest = hashlib.sha256()
-        for name, values in self.as_dict().items():
-            digest.update(name.encode())
-            for value in values:
-                digest.update(value.encode("utf-8", "surrogatepass"))
-                digest.update(b"\0")
-        return digest.hexdigest()
-
-
-def _unit_hash(*parts: object) -> float:
-    """A deterministic number in [0, 1) from ``parts``."""
-    raw = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(raw[:8], "big") / 2**64
+        return texts_sha256(text for name, values in self.as_dict().items() for text in (name, *values))
 
 
 def copies_for_weight(weight: float, key: tuple[object, ...]) -> int:
@@ -65,7 +53,7 @@ def copies_for_weight(weight: float, key: tuple[object, ...]) -> int:
     drops it. The expected number of copies equals the weight.
     """
     whole = math.floor(weight)
-    return whole + (1 if _unit_hash(*key) < weight - whole else 0)
+    return whole + (1 if unit_hash(*key) < weight - whole else 0)
 
 
 def _check_pair(pair: Pair, index: int, split: str, chunk_texts: Mapping[str, str]) -> None:
@@ -96,7 +84,7 @@ def _fallback_negative(
     pair: Pair, copy: int, seed: int, chunk_ids: Sequence[str], chunk_texts: Mapping[str, str]
 ) -> str:
     """A pseudo-random chunk other than the positive, for pairs without mined negatives."""
-    start = int(_unit_hash(seed, "negative", pair.anchor, pair.positive_id, copy) * len(chunk_ids))
+    start = int(unit_hash(seed, "negative", pair.anchor, pair.positive_id, copy) * len(chunk_ids))
     positive = chunk_texts[pair.positive_id]
     for offset in range(len(chunk_ids)):
         candidate = chunk_ids[(start + offset) % len(chunk_ids)]
