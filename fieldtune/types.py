@@ -163,6 +163,12 @@ class Pair:
     id for concept and edge pairs, the document id for title/sentence pairs.
     ``negative_ids`` are mined hard
     negatives (chunk ids), filled by the mining stage.
+
+    ``score`` is a teacher's relevance score for (anchor, positive) and
+    ``negative_scores`` the same teacher's scores for ``negative_ids``, in
+    their order; score-based losses (distillation) train on them. Both are
+    ``None`` when no teacher scored the pair, and are then left out of
+    :meth:`to_dict`, so pair files without scores keep their exact bytes.
     """
 
     anchor: str
@@ -171,10 +177,22 @@ class Pair:
     group: str
     weight: float = 1.0
     negative_ids: tuple[str, ...] = ()
+    score: float | None = None
+    negative_scores: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "kind": self.kind.value}
+        data = {**asdict(self), "kind": self.kind.value}
+        for key in ("score", "negative_scores"):
+            if data[key] is None:
+                del data[key]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pair:
-        return cls(**{**data, "kind": PairKind(data["kind"]), "negative_ids": tuple(data.get("negative_ids", ()))})
+        scores = data.get("negative_scores")
+        return cls(**{
+            **data,
+            "kind": PairKind(data["kind"]),
+            "negative_ids": tuple(data.get("negative_ids", ())),
+            "negative_scores": None if scores is None else tuple(float(s) for s in scores),
+        })
