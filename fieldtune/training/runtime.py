@@ -1,7 +1,9 @@
-"""The machine side of training: device and precision, threads, quiet libraries, timing one step.
+"""The machine side of training: device and precision, quiet libraries, timing one step.
 
-Nothing here knows about pairs or files; :mod:`fieldtune.training.trainer`
-composes these pieces.
+What the machine has (CUDA, native bf16, threads) is asked of :mod:`fieldtune.hardware`;
+this module holds only training's own rule on top of it (fp16 on CUDA without bf16, an
+explicit device or precision that the machine cannot honour). Nothing here knows about
+pairs or files; :mod:`fieldtune.training.trainer` composes these pieces.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fieldtune import hardware
 from fieldtune.training.config import TrainConfig, TrainDevice, TrainPrecision
 from fieldtune.training.errors import TrainConfigError
 
@@ -32,24 +35,12 @@ class Hardware:
     precision: TrainPrecision
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bf16 arithmetic (AVX-512 BF16 or AMX)."""
-    import torch
-
-    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
-        check = getattr(torch.cpu, probe, None)
-        with contextlib.suppress(Exception):
-            if check is not None and check():
-                return True
-    return False
-
-
 def resolve_hardware(config: TrainConfig) -> Hardware:
     """Pick the device and precision: CUDA when present, bf16 where the hardware has it."""
-    import torch
-
-    has_cuda = torch.cuda.is_available()
+    has_cuda = hardware.cuda_available()
     if config.device is TrainDevice.CUDA and not has_cuda:
+        import torch
+
         raise TrainConfigError(
             f"device cuda was asked for, but torch {torch.__version__} sees no CUDA device"
         )
@@ -60,7 +51,7 @@ def resolve_hardware(config: TrainConfig) -> Hardware:
     )
     precision = config.precision
     if device == "cuda":
-        bf16_ok = torch.cuda.is_bf16_supported()
+        bf16_ok = hardware.supports_bf16("cuda")
         if precision is TrainPrecision.AUTO:
             precision = TrainPrecision.BF16 if bf16_ok else TrainPrecision.FP16
         elif precision is TrainPrecision.BF16 and not bf16_ok:
@@ -72,7 +63,7 @@ def resolve_hardware(config: TrainConfig) -> Hardware:
             raise TrainConfigError(
                 "fp16 training needs a CUDA device; on a CPU use precision bf16 or fp32"
             )
-        native = cpu_supports_bf16()
+        native = hardware.supports_bf16("cpu")
         if precision is TrainPrecision.AUTO:
             precision = TrainPrecision.BF16 if native else TrainPrecision.FP32
         elif precision is TrainPrecision.BF16 and not native:
@@ -80,76 +71,6 @@ def resolve_hardware(config: TrainConfig) -> Hardware:
                 "this CPU has no native bf16 instructions: bf16 autocast will be emulated and slow"
             )
     return Hardware(device=device, precision=precision)
-
-
-@contextlib.contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Use ``count`` intra-op threads inside the block (None: leave torch's setting)."""
-    if count is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def threads_for_busy_cpu(sample_seconds: float = 0.5) -> int | None:
-    """One torch thread when *other* processes already keep a core busy, else None (torch's default).
-
-    Measured here (2 cores, two other busy processes): bf16 training ran 6.1
-    pairs/s with one thread and 2.4 with two, which fight the other work. The
-    load average would count this process's own previous stage, so the CPU use
-    of other processes is sampled directly.
-    """
-    import os
-
-    try:
-        import psutil
-    except ImportError:
-        return None
-    cores = os.cpu_count() or 1
-    if cores < 2:
-        return None
-    own = psutil.Process()
-    own.cpu_percent(None)
-    total = psutil.cpu_percent(interval=sample_seconds) * cores  # percent of one core, summed
-    others = max(0.0, total - own.cpu_percent(None))
-    if others >= 75.0:
-        logger.info("other processes use %.0f%% of a core: training with one thread", others)
-        return 1
-    return None
-
-
-def warn_if_cpu_busy(num_threads: int | None) -> None:
-    """Warn when other processes already load the CPU: torch's threads then contend badly.
-
-    Measured on a 2-core machine with two other busy processes: a training
-    step ran up to 10x slower with two torch threads than with one.
-    """
-    import os
-
-    import torch
-
-    try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):  # not available on this platform
-        return
-    cores = os.cpu_count() or 1
-    threads = num_threads or torch.get_num_threads()
-    if load >= 0.75 * cores and threads > 1:
-        logger.warning(
-            "the CPU is already busy (load %.1f on %d cores): %d training threads will contend "
-            "with other work; "
-            "if training is much slower than expected, set num_threads=1",
-            load,
-            cores,
-            threads,
-        )
 
 
 @contextlib.contextmanager
