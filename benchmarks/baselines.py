@@ -65,7 +65,7 @@ def main() -> None:
     payload = {"hardware": hardware(), "precision": args.precision, "sets": {}}
     for path in sets:
         logging.info("evaluating %s", path.name)
-        payload["sets"][path.name] = run_evaluation("minilm", path, ["bm25"], EvalOptions(precision=Precision(args.precision)))
+        payload["sets"][path.name] = run_evaluation("minilm", path, ["bm25"], EvalOptions(precision=Precision(args.precision))).to_dict()
     payload["seconds"] = round(time.time() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json(RESULTS / "baselines.json", payload)

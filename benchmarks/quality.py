@@ -40,7 +40,9 @@ from fieldtune.build import BuildConfig, run_build  # noqa: E402
 from fieldtune.evaluate.beir import load_beir  # noqa: E402
 from fieldtune.evaluate.bootstrap import paired_bootstrap  # noqa: E402
 from fieldtune.evaluate.harness import EvalOptions, run_evaluation  # noqa: E402
-from fieldtune.evaluate.metrics import parse_metric, per_query_scores  # noqa: E402
+from fieldtune.evaluate.metrics import PRIMARY_METRIC, parse_metric, per_query_scores  # noqa: E402
+from fieldtune.evaluate.result import EvaluationResult  # noqa: E402
+from fieldtune.model_record import GateRecord  # noqa: E402
 from fieldtune.workdir import atomic_write, write_json  # noqa: E402
 
 logger = logging.getLogger("quality")
@@ -65,7 +67,8 @@ def search_modes(model_dir: Path, data_dir: Path, index_dir: Path) -> dict[str, 
     per_query = {}
     for mode in ("dense", "bm25", "hybrid"):
         batch = index.search_batch([data.queries[q] for q in ids], k=10, mode=mode)
-        run = {qid: {r.doc_id: float(len(results) - r.rank + 1) for r in results} for qid, results in zip(ids, batch, strict=True)}
+        run = {qid: {r.doc_id: float(len(results) - r.rank + 1) for r in results}
+               for qid, results in zip(ids, batch, strict=True)}
         per_query[mode] = per_query_scores(data.qrels, run, ids, metric)["ndcg@10"]
     best_other = "dense" if per_query["dense"].mean() >= per_query["bm25"].mean() else "bm25"
     diff = paired_bootstrap(per_query["hybrid"], per_query[best_other], n_resamples=10_000, seed=0)
@@ -81,38 +84,37 @@ def one_set(data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     build = run_build(data_dir / "corpus.jsonl", work / "build", config)
     build_seconds = time.time() - started
     manifest = json.loads((work / "build" / "manifest.json").read_text())["stages"]
-    gate = json.loads((build.model_dir / "gate.json").read_text()) if (build.model_dir / "gate.json").is_file() else {}
+    gate = GateRecord.read(build.model_dir)
     evaluation = run_evaluation(str(build.model_dir), data_dir, ["base", "bm25"], EvalOptions(seed=args.seed))
     search = search_modes(build.model_dir, data_dir, work / "index")
     return {
         "set": name, "build_seconds": round(build_seconds, 1),
         "stage_seconds": {stage: record.get("seconds") for stage, record in manifest.items()},
-        "train": {k: manifest.get("train", {}).get("stats", {}).get(k) for k in ("steps", "train_examples", "stopped_because", "seconds")},
-        "gate": {k: gate.get(k) for k in ("chosen", "scores")},
-        "evaluation": evaluation, "search": search,
+        "train": {k: manifest.get("train", {}).get("stats", {}).get(k)
+                  for k in ("steps", "train_examples", "stopped_because", "seconds")},
+        "gate": {"chosen": gate.chosen, "scores": dict(gate.scores)} if gate else {"chosen": None, "scores": None},
+        "evaluation": evaluation.to_dict(), "search": search,
     }
 
 
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
     """The numbers the acceptance targets name, for one set."""
-    evaluation = result["evaluation"]
-    systems = evaluation["systems"]
-    tuned_name = evaluation["model"]
-    base_name = next(name for name, entry in systems.items() if name != tuned_name and entry["kind"] == "dense")
-    tuned = systems[tuned_name]["results"]
-    base = systems[base_name]["results"]
-    full = next(iter(tuned))
-    versus_base = {c["model_dim"]: c["model_minus_system"] for c in evaluation["comparisons"] if c["system"] == base_name}
-    gain = versus_base[full]
+    evaluation = EvaluationResult.from_dict(result["evaluation"])
+    key = PRIMARY_METRIC
+    base_name = next(name for name in evaluation.baselines if evaluation.system(name).kind == "dense")
+    tuned, base = evaluation.system(), evaluation.system(base_name)
+    versus_base = {c.model_dim: c.model_minus_system.to_dict() for c in evaluation.comparisons if c.system == base_name}
+    gain = versus_base[tuned.full_dim]
+    full_score = tuned.score(key)
     search = result["search"]
     return {
-        "tuned": {dim: r["ndcg@10"] for dim, r in tuned.items()},
-        "base": {dim: r["ndcg@10"] for dim, r in base.items()},
-        "bm25": systems["bm25"]["results"][next(iter(systems["bm25"]["results"]))]["ndcg@10"],
+        "tuned": {dim: tuned.score(key, dim) for dim in tuned.dims},
+        "base": {dim: base.score(key, dim) for dim in base.dims},
+        "bm25": evaluation.score(key, system="bm25"),
         "gain": gain, "gain_by_dim": versus_base,
         "meets_gain": gain["delta"] >= TARGET_GAIN and gain["ci_low"] > 0,
         "within_loss": gain["delta"] >= -TARGET_MAX_LOSS,
-        "share_128": tuned["128"]["ndcg@10"] / tuned[full]["ndcg@10"] if "128" in tuned and tuned[full]["ndcg@10"] else None,
+        "share_128": tuned.score(key, 128) / full_score if "128" in tuned.results and full_score else None,
         "hybrid_ok": search["ndcg@10"]["hybrid"] >= max(search["ndcg@10"]["dense"], search["ndcg@10"]["bm25"]),
     }
 
@@ -151,15 +153,19 @@ def markdown(payload: dict[str, Any]) -> str:
     lines = [
         "# Quality: tuned vs base vs BM25 vs hybrid, building on each corpus alone",
         "",
-        f"Hardware: {hardware_line(payload['hardware'])}. Build budget {payload['budget_minutes']} min of training per set, "
-        f"seed {payload['seed']}. Generated by `python benchmarks/quality.py {payload['argv']}` in {payload['seconds'] / 60:.0f} min "
+        f"Hardware: {hardware_line(payload['hardware'])}. "
+        f"Build budget {payload['budget_minutes']} min of training per set, "
+        f"seed {payload['seed']}. Generated by `python benchmarks/quality.py {payload['argv']}` "
+        f"in {payload['seconds'] / 60:.0f} min "
         f"(load average at start {payload['load_start']}, at end {payload['load_end']}).",
         "",
         "The build saw only `corpus.jsonl`; queries and judgements are the set's own test split. Δ is tuned minus base "
-        "(paired bootstrap 95% CI over queries; * = CI excludes zero). The gate column is what the build's quality gate "
+        "(paired bootstrap 95% CI over queries; * = CI excludes zero). "
+        "The gate column is what the build's quality gate "
         "installed (trained, averaged with the base, or the base kept).",
         "",
-        "| set | base | tuned | Δ vs base [95% CI] | BM25 | tuned @128 / full | gate | hybrid (dense / BM25) | hybrid − best other [CI] |",
+        "| set | base | tuned | Δ vs base [95% CI] | BM25 | tuned @128 / full | gate | hybrid (dense / BM25) "
+        "| hybrid − best other [CI] |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, entry in payload["sets"].items():
@@ -168,15 +174,18 @@ def markdown(payload: dict[str, Any]) -> str:
         share = f"{s['share_128']:.1%}" if s["share_128"] is not None else "-"
         modes = search["ndcg@10"]
         lines.append(
-            f"| {name}{' (smoke)' if name in SMOKE_SETS else ''} | {s['base'][full]:.4f} | {s['tuned'][full]:.4f} | {_fmt_ci(s['gain'])} | "
+            f"| {name}{' (smoke)' if name in SMOKE_SETS else ''} | {s['base'][full]:.4f} | {s['tuned'][full]:.4f} | "
+            f"{_fmt_ci(s['gain'])} | "
             f"{s['bm25']:.4f} | {share} | {entry['result']['gate'].get('chosen') or '-'} | "
-            f"{modes['hybrid']:.4f} ({modes['dense']:.4f} / {modes['bm25']:.4f}) | {_fmt_ci(search['hybrid_minus_best_other'])} |"
+            f"{modes['hybrid']:.4f} ({modes['dense']:.4f} / {modes['bm25']:.4f}) | "
+            f"{_fmt_ci(search['hybrid_minus_best_other'])} |"
         )
     lines += ["", "Per dimension (nDCG@10, base → tuned, Δ [CI]):", "", "| set | " + " | ".join(payload["dims"]) + " |",
               "| --- |" + " --- |" * len(payload["dims"])]
     for name, entry in payload["sets"].items():
         s = entry["summary"]
-        cells = [f"{s['base'].get(d, float('nan')):.4f} → {s['tuned'].get(d, float('nan')):.4f}, {_fmt_ci(s['gain_by_dim'][d])}"
+        cells = [f"{s['base'].get(d, float('nan')):.4f} → {s['tuned'].get(d, float('nan')):.4f}, "
+                 f"{_fmt_ci(s['gain_by_dim'][d])}"
                  if d in s["gain_by_dim"] else "-" for d in payload["dims"]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Build wall time per stage (s):", "", "| set | " + " | ".join(payload["stages"]) + " | total |",
@@ -190,7 +199,8 @@ def markdown(payload: dict[str, Any]) -> str:
               f"- tuned ≥ base + {TARGET_GAIN} with CI above zero on ≥ 3 of scifact, cisi, cacm, arxiv_math_t2a: "
               f"{checks['gain_sets']} of {checks['judged_sets']} → {'met' if checks['gain_met'] else 'NOT met'}",
               f"- no set below base by more than {TARGET_MAX_LOSS}: {'met' if checks['loss_met'] else 'NOT met'}",
-              f"- tuned @128 keeps ≥ {TARGET_SHARE_128:.0%} of full on every set: {'met' if checks['share_met'] else 'NOT met'}",
+              f"- tuned @128 keeps ≥ {TARGET_SHARE_128:.0%} of full on every set: "
+              f"{'met' if checks['share_met'] else 'NOT met'}",
               f"- hybrid ≥ max(tuned dense, BM25) on every set: {'met' if checks['hybrid_met'] else 'NOT met'}",
               "", "![nDCG@10 against dimension](quality.png)", ""]
     return "\n".join(lines)
@@ -219,7 +229,8 @@ def main() -> None:
         logger.info("%s: %s", data_dir.name, json.dumps(payload["sets"][data_dir.name]["summary"]["gain"]))
         write_json(args.out.with_suffix(".partial.json"), payload)  # a crash later keeps what was measured
     summaries = {n: e["summary"] for n, e in payload["sets"].items() if n not in SMOKE_SETS}
-    payload["dims"] = sorted({d for e in payload["sets"].values() for d in e["summary"]["tuned"]}, key=int, reverse=True)
+    dims = {d for e in payload["sets"].values() for d in e["summary"]["tuned"]}
+    payload["dims"] = sorted(dims, key=int, reverse=True)
     payload["stages"] = [st for st in ("ingest", "chunk", "concepts", "pairs", "mine", "train", "gate", "eval", "card")]
     gain_sets = sum(s["meets_gain"] for s in summaries.values())
     payload["targets"] = {

@@ -6,8 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fieldtune.concepts.graph import read_graph
 from fieldtune.evaluate.report import comparison_rows, dimension_rows, markdown_table, summary_rows
-from fieldtune.workdir import atomic_write
+from fieldtune.evaluate.result import EvaluationResult
+from fieldtune.model_record import GateRecord, ModelRecord
+from fieldtune.types import EdgeType
+from fieldtune.workdir import WorkDir, atomic_write
+
+#: where a build keeps its model and its evaluations, relative to the work directory
+MODEL_DIR = "model"
+EVAL_DIR = "eval"
 
 DERIVED_EXPLAINED = (
     "**What the derived test set is, and is not.** It is made from the corpus alone: the concepts of a "
@@ -22,11 +30,11 @@ DERIVED_EXPLAINED = (
 )
 
 
-def _eval_section(name: str, result: dict[str, Any]) -> list[str]:
-    counts = result["counts"]
+def _eval_section(name: str, result: EvaluationResult) -> list[str]:
+    counts = result.counts
     lines = [f"### {'Derived test set (held-out concepts)' if name == 'derived' else name}", "",
-             f"{counts['documents']:,} documents, {counts['judged_queries']:,} judged queries. "
-             f"Paired bootstrap 95% CIs over queries ({result['settings']['bootstrap_resamples']:,} resamples); "
+             f"{counts.documents:,} documents, {counts.judged_queries:,} judged queries. "
+             f"Paired bootstrap 95% CIs over queries ({result.settings.bootstrap_resamples:,} resamples); "
              "Δ is this model minus the other system; * marks a CI that excludes zero.", ""]
     for header, rows in (summary_rows(result), dimension_rows(result), comparison_rows(result)):
         lines += [*markdown_table(header, rows), ""]
@@ -38,21 +46,20 @@ GATE_EXPLAINED = {
     "averaged": ("The trained weights averaged with the base's did best there, so this directory holds that average "
                  "(weight-space ensembling keeps more of what the base knew)."),
     "base": ("**Neither the trained weights nor their average with the base beat the base there, so this directory "
-             "holds the base model's weights unchanged** (plus the rotation described below, if any). Training on this corpus did not help; the evaluation "
+             "holds the base model's weights unchanged** (plus the rotation described below, if any). "
+             "Training on this corpus did not help; the evaluation "
              "below compares the base with itself and with BM25."),
 }
 
 
-def _gate_section(root: Path) -> list[str]:
-    path = root / "model" / "gate.json"
-    if not path.is_file():
+def _gate_section(gate: GateRecord | None) -> list[str]:
+    if gate is None:
         return []
-    gate = json.loads(path.read_text(encoding="utf-8"))
-    scores = gate.get("scores", {})
+    scores = gate.scores
     lines = ["## Quality gate", ""]
     if not scores:
-        return [*lines, f"Not run ({gate.get('reason', 'no dev data')}); the trained weights are installed.", ""]
-    rotation = gate.get("rotation")
+        return [*lines, f"Not run ({gate.reason or 'no dev data'}); the trained weights are installed.", ""]
+    rotation = gate.rotation
     if rotation:
         lines_rotation = [
             "A final bias-free linear layer rotates the embeddings into the principal axes of this corpus's "
@@ -68,61 +75,79 @@ def _gate_section(root: Path) -> list[str]:
         "Before installing a model the build scored three candidates on the dev split's derived task "
         "(held-out dev concepts as queries; the test split is untouched): nDCG@10 "
         + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()) + ". "
-        + GATE_EXPLAINED[gate["chosen"]], "", *lines_rotation,
+        + GATE_EXPLAINED[gate.chosen], "", *lines_rotation,
     ]
 
 
+def _loss_line(record: ModelRecord) -> str:
+    """The loss the training run recorded (its registered name), not the default one."""
+    loss = f"`{record.loss}`" if record.loss else "not recorded"
+    patience = record.config.get("early_stopping_patience")
+    stopping = "early stopping on dev loss" if patience is None or patience > 0 else "no early stopping"
+    return (f"Loss: {loss} inside MatryoshkaLoss (sentence-transformers), no-duplicates batches, "
+            f"{stopping}, best checkpoint kept.")
+
+
 def render_card(root: Path, *, corpus: str, config: Any) -> str:
-    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))["stages"]
-    graph = json.loads((root / "graph.json").read_text(encoding="utf-8"))
-    record = json.loads((root / "model" / "fieldtune.json").read_text(encoding="utf-8"))
-    evaluations = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted((root / "eval").glob("*.json"))}
+    """The card's Markdown, from the build's manifest, graph, model records and evaluations under ``root``."""
+    manifest = WorkDir(root).manifest().get("stages", {})
+    graph = read_graph(root)
+    model_dir = root / MODEL_DIR
+    record = ModelRecord.read(model_dir)
+    evaluations = {p.stem: EvaluationResult.read(p) for p in sorted((root / EVAL_DIR).glob("*.json"))}
     stats = {name: stage.get("stats", {}) for name, stage in manifest.items()}
-    concepts = graph["concepts"]
-    edges = graph["edges"]
-    by_id = {c["id"]: c["name"] for c in concepts}
+    concepts = graph.concepts
+    edges = graph.edges
+    by_id = {c.id: c.name for c in concepts}
     edge_types: dict[str, int] = {}
     for edge in edges:
-        edge_types[edge["type"]] = edge_types.get(edge["type"], 0) + 1
+        edge_types[edge.type.value] = edge_types.get(edge.type.value, 0) + 1
+    base_model = record.base_model or config.base
+    dims = record.matryoshka_dims
 
     lines = [
         "---", "library_name: sentence-transformers", "pipeline_tag: sentence-similarity",
-        f"base_model: {record.get('base_model', config.base)}", "tags: [fieldtune, matryoshka, retrieval]", "---", "",
+        f"base_model: {base_model}", "tags: [fieldtune, matryoshka, retrieval]", "---", "",
         f"# {root.name}: a retrieval model tuned by fieldtune", "",
-        f"Fine-tuned from `{record.get('base_model', config.base)}` on `{corpus}` "
-        f"({stats['ingest'].get('documents', '?'):,} documents, {stats['chunk'].get('chunks', '?'):,} chunks of at most "
+        f"Fine-tuned from `{base_model}` on `{corpus}` "
+        f"({stats['ingest'].get('documents', '?'):,} documents, "
+        f"{stats['chunk'].get('chunks', '?'):,} chunks of at most "
         f"{config.chunking.max_tokens} tokens), with pairs drawn from a concept graph of the corpus. "
-        f"Matryoshka dimensions: {', '.join(map(str, record.get('matryoshka_dims', [])))}.", "",
+        f"Matryoshka dimensions: {', '.join(map(str, dims))}.", "",
         "## Usage", "", "```python", "from sentence_transformers import SentenceTransformer",
-        f'model = SentenceTransformer("{root / "model"}")',
+        f'model = SentenceTransformer("{model_dir}")',
         'queries = model.encode_query(["your question"])        # applies the saved query prompt',
         'docs = model.encode_document(["a passage of the field"])  # applies the saved document prompt',
-        f"small = model.encode_query(['...'], truncate_dim={record.get('matryoshka_dims', [64])[-1]})  # Matryoshka",
+        f"small = model.encode_query(['...'], truncate_dim={dims[-1] if dims else 64})  # Matryoshka",
         "```", "",
-        f"Prompts saved with the model: {json.dumps(record.get('prompts', {}))}.", "",
-        *_gate_section(root), "## Evaluation", "", DERIVED_EXPLAINED, "",
+        f"Prompts saved with the model: {json.dumps(dict(record.prompts))}.", "",
+        *_gate_section(GateRecord.read(model_dir)), "## Evaluation", "", DERIVED_EXPLAINED, "",
     ]
     for name, result in evaluations.items():
         lines += _eval_section(name, result)
     lines += [
         "## The concept graph", "",
-        f"{len(concepts):,} concepts and {len(edges):,} edges ({', '.join(f'{t}: {n:,}' for t, n in sorted(edge_types.items()))}), "
+        f"{len(concepts):,} concepts and {len(edges):,} edges "
+        f"({', '.join(f'{t}: {n:,}' for t, n in sorted(edge_types.items()))}), "
         "extracted offline from the corpus (candidate terms scored by corpus statistics, variants merged, "
         "descriptions taken from the corpus). Top concepts:", "",
         *markdown_table(["Concept", "Documents", "Aliases", "Description"], [
-            [c["name"], str(len(c.get("doc_ids", []))), str(len(c.get("aliases", []))), (c.get("description") or "")[:110].replace("|", "\\|")]
+            [c.name, str(len(c.doc_ids)), str(len(c.aliases)), (c.description or "")[:110].replace("|", "\\|")]
             for c in concepts[:20]
         ]), "",
     ]
-    examples = [e for e in edges if e["type"] in ("generalizes", "extends")][:5] or edges[:5]
+    examples = [e for e in edges if e.type in (EdgeType.GENERALIZES, EdgeType.EXTENDS)][:5] or edges[:5]
     if examples:
-        lines += ["Example edges: " + "; ".join(f"{by_id.get(e['source'], e['source'])} —{e['type']}→ {by_id.get(e['target'], e['target'])}" for e in examples) + ".", ""]
+        lines += ["Example edges: " + "; ".join(
+            f"{by_id.get(e.source, e.source)} —{e.type.value}→ {by_id.get(e.target, e.target)}" for e in examples
+        ) + ".", ""]
     pair_stats = stats.get("pairs", {})
     counts = pair_stats.get("counts", {})
     kinds = sorted({k for split in counts.values() for k in split})
     lines += [
         "## Training data", "",
-        *markdown_table(["Pair kind", *counts.keys()], [[k, *(f"{counts[s].get(k, 0):,}" for s in counts)] for k in kinds]), "",
+        *markdown_table(["Pair kind", *counts.keys()],
+                        [[k, *(f"{counts[s].get(k, 0):,}" for s in counts)] for k in kinds]), "",
         f"Split by concept (dev {config.pairs.dev_fraction:.0%}, test {config.pairs.test_fraction:.0%} of concepts). "
         f"Training anchors dropped to keep held-out concepts unseen: {json.dumps(pair_stats.get('dropped', {}))}. "
         f"Leakage check: {'clean' if pair_stats.get('leakage', {}).get('clean') else 'see manifest'} "
@@ -132,9 +157,9 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
         f"chunks naming the concept, scores within {config.mining.margin:.0%} of the positive): "
         f"{json.dumps(stats.get('mine', {}).get('train', {}))}.", "",
         "## Training configuration", "",
-        *markdown_table(["Setting", "Value"], [[k, f"`{v}`"] for k, v in record.items() if k not in ("prompts", "history")]), "",
-        "Loss: MultipleNegativesRankingLoss inside MatryoshkaLoss (sentence-transformers), no-duplicates batches, "
-        "early stopping on dev loss, best checkpoint kept.", "",
+        *markdown_table(["Setting", "Value"],
+                        [[k, f"`{v}`"] for k, v in record.to_dict().items() if k not in ("prompts", "history")]), "",
+        _loss_line(record), "",
         "## Provenance", "",
         f"Library versions: {json.dumps(manifest.get('train', {}).get('versions', {}))}. "
         "Inputs, parameters and content hashes of every stage are in the build's `manifest.json`.", "",
@@ -143,7 +168,8 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
 
 
 def write_card(root: Path, *, corpus: str, config: Any) -> Path:
-    path = root / "model" / "README.md"
+    """Write ``root/model/README.md`` atomically; returns its path."""
+    path = root / MODEL_DIR / "README.md"
     with atomic_write(path) as handle:
         handle.write(render_card(root, corpus=corpus, config=config))
     return path

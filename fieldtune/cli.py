@@ -124,7 +124,7 @@ def eval_command(
     from fieldtune.encoding import Precision
     from fieldtune.evaluate.harness import EvalOptions, run_evaluation
     from fieldtune.evaluate.report import terminal_table, to_html, to_markdown
-    from fieldtune.workdir import atomic_write, write_json
+    from fieldtune.workdir import atomic_write
 
     if report is not None and report.suffix.lower() not in {".md", ".html", ".htm"}:
         raise typer.BadParameter("--report must end in .md or .html")
@@ -132,7 +132,7 @@ def eval_command(
     result = run_evaluation(model, data, baseline or [], options)
     typer.echo(terminal_table(result))
     if json_path is not None:
-        write_json(json_path, result)
+        result.write(json_path)
         typer.echo(f"wrote {json_path}")
     if report is not None:
         text = to_markdown(result) if report.suffix.lower() == ".md" else to_html(result)

@@ -13,18 +13,19 @@ lost on the only held-out data the build has.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from fieldtune.encoding import Precision
+from fieldtune.evaluate.harness import EvalOptions, run_evaluation
+from fieldtune.evaluate.metrics import PRIMARY_METRIC
+from fieldtune.model_record import GATE_RECORD, GateRecord, ModelRecord
+
+__all__ = ["GATE_RECORD", "GateConfig", "GateRecord", "average_with_base", "choose", "run_gate"]
 
 logger = logging.getLogger("fieldtune.gate")
-
-GATE_RECORD = "gate.json"
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,7 @@ def average_with_base(tuned_dir: Path, base: str, out_dir: Path, alpha: float) -
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tuned.save(str(out_dir))
-    record = json.loads((tuned_dir / "fieldtune.json").read_text(encoding="utf-8"))
-    record["weight_average"] = {"alpha": alpha, "base": base}
-    (out_dir / "fieldtune.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    ModelRecord.read(tuned_dir).averaged_with(base, alpha).write(out_dir)
     return out_dir
 
 
@@ -73,28 +72,25 @@ def choose(scores: dict[str, float], margin: float) -> str:
 
 
 def run_gate(tuned_dir: Path, base: str, dev_data: Path, work: Path, *, config: GateConfig,
-             precision: Precision, seed: int = 0) -> dict[str, Any]:
+             precision: Precision, seed: int = 0) -> GateRecord:
     """Score the candidates on ``dev_data``; return the record (``chosen`` and the directory to install)."""
-    from fieldtune.evaluate.harness import EvalOptions, run_evaluation
-
     averaged = average_with_base(tuned_dir, base, work / "averaged", config.average_alpha)
     candidates = {"trained": tuned_dir, "averaged": averaged}
     options = EvalOptions(precision=precision, seed=seed, n_resamples=1000)
     scores: dict[str, float] = {}
     for name, directory in candidates.items():
         result = run_evaluation(str(directory), dev_data, ["base"] if name == "trained" else [], options)
-        systems = result["systems"]
-        full = {system: next(iter(entry["results"].values()))["ndcg@10"] for system, entry in systems.items()}
-        scores[name] = full.pop(result["model"])
-        if full:  # the base baseline, named after the base model
-            scores["base"] = next(iter(full.values()))
+        scores[name] = result.score(PRIMARY_METRIC)
+        if result.baselines:  # the base baseline, named after the base model
+            scores["base"] = result.score(PRIMARY_METRIC, system=result.baselines[0])
     chosen = choose(scores, config.margin)
-    logger.info("quality gate on the dev split (nDCG@10): %s -> %s", {k: round(v, 4) for k, v in scores.items()}, chosen)
+    rounded = {k: round(v, 4) for k, v in scores.items()}
+    logger.info("quality gate on the dev split (nDCG@10): %s -> %s", rounded, chosen)
     if chosen == "base":
         logger.warning(
             "quality gate: neither the trained model (%.4f) nor its average with the base (%.4f) beat the base "
             "(%.4f) on the dev split; the build keeps the base model's weights",
             scores["trained"], scores["averaged"], scores["base"],
         )
-    return {"scores": scores, "chosen": chosen, "config": asdict(config),
-            "directory": str(candidates.get(chosen, "")), "dev_queries_file": str(dev_data)}
+    return GateRecord(chosen=chosen, scores=scores, config=asdict(config),
+                      directory=str(candidates.get(chosen, "")), dev_queries_file=str(dev_data))

@@ -31,7 +31,6 @@ def run_demo(
     from fieldtune.evaluate.harness import EvalOptions, run_evaluation
     from fieldtune.evaluate.report import to_markdown
     from fieldtune.pipeline import ingest_and_chunk
-    from fieldtune.workdir import write_json
 
     out = Path(out)
     started = time.time()
@@ -43,7 +42,7 @@ def run_demo(
         stages = ingest_and_chunk(data_dir, out / "work")
         options = EvalOptions(precision=chosen or Precision.FP32, seed=seed)
         result = run_evaluation("minilm", data_dir, ["bm25"], options, data=eval_set)
-        write_json(out / "eval.json", result)
+        result.write(out / "eval.json")
         stats = stages[-1].record["stats"]
         return (to_markdown(result, title=title) + f"\nIngested {stats['documents']:,} documents into {stats['chunks']:,} "
                 f"chunks in {out / 'work'}; {time.time() - started:.0f}s in all.\n")

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from fieldtune.encoding import Precision
+from fieldtune.errors import InputError
 from fieldtune.evaluate.beir import load_beir
 from fieldtune.evaluate.bootstrap import paired_bootstrap
 from fieldtune.evaluate.metrics import DEFAULT_METRICS, PRIMARY_METRIC, mean_scores, per_query_scores
+from fieldtune.evaluate.result import Comparison, Counts, DatasetInfo, EvaluationResult, Settings, SystemResult
 from fieldtune.evaluate.systems import BM25System, DenseSystem, System
 from fieldtune.models import DEFAULT_MODEL, base_model_of, resolve_model
 from fieldtune.types import EvalSet
@@ -70,62 +72,60 @@ def _baseline_systems(model: str, baselines: Sequence[str], options: EvalOptions
     return systems
 
 
-def run_evaluation(model: str, data_dir: str | Path, baselines: Sequence[str] = (), options: EvalOptions | None = None, *, data: EvalSet | None = None) -> dict[str, Any]:
-    """Evaluate ``model`` and ``baselines`` on ``data_dir``; returns the JSON-ready result."""
+def run_evaluation(model: str, data_dir: str | Path, baselines: Sequence[str] = (), options: EvalOptions | None = None,
+                   *, data: EvalSet | None = None) -> EvaluationResult:
+    """Evaluate ``model`` and ``baselines`` on ``data_dir``; the result's ``to_dict()`` is the ``eval --json`` file."""
     options = options or EvalOptions()
     started = time.time()
     data = data or load_beir(data_dir, options.split)
     query_ids = data.judged_query_ids
     if not query_ids:
-        from fieldtune.errors import InputError
-
         raise InputError(data_dir, f"split {options.split!r} has no query with a relevant document")
     notes: list[str] = []
     model_name = display_name(model)
-    under_test = DenseSystem(name=model_name, model_spec=model, dims=list(options.dims) if options.dims else None, precision=options.precision, use_cache=options.use_cache)
+    under_test = DenseSystem(name=model_name, model_spec=model, dims=list(options.dims) if options.dims else None,
+                             precision=options.precision, use_cache=options.use_cache)
     others = _baseline_systems(model, baselines, options, notes)
 
-    results: dict[str, Any] = {}
+    systems: dict[str, SystemResult] = {}
     per_query: dict[str, dict[str, dict[str, Any]]] = {}
     timings: dict[str, float] = {}
     for system in [under_test, *others]:
         tick = time.time()
         runs = system.runs(data, query_ids)
         timings[system.name] = round(time.time() - tick, 2)
-        per_query[system.name] = {dim: per_query_scores(data.qrels, run, query_ids, DEFAULT_METRICS) for dim, run in runs.items()}
-        results[system.name] = {
-            "kind": system.kind,
-            "model": getattr(system, "model_spec", None),
-            "dimension": getattr(system, "dimension", None) or None,
-            "results": {dim: mean_scores(scores) for dim, scores in per_query[system.name].items()},
-        }
-        logger.info("%s: %s", system.name, {d: round(r[PRIMARY_METRIC.key], 4) for d, r in results[system.name]["results"].items()})
+        per_query[system.name] = {dim: per_query_scores(data.qrels, run, query_ids, DEFAULT_METRICS)
+                                  for dim, run in runs.items()}
+        systems[system.name] = SystemResult(
+            kind=system.kind,
+            model=getattr(system, "model_spec", None),
+            dimension=getattr(system, "dimension", None) or None,
+            results={dim: mean_scores(scores) for dim, scores in per_query[system.name].items()},
+        )
+        logger.info("%s: %s", system.name, {d: round(systems[system.name].score(PRIMARY_METRIC, d), 4) for d in runs})
 
     comparisons = []
     key = PRIMARY_METRIC.key
     for system in others:
         theirs = per_query[system.name]
         for dim, mine in per_query[model_name].items():
-            their_dim = dim if dim in theirs else next(iter(theirs))
-            diff = paired_bootstrap(mine[key], theirs[their_dim][key], n_resamples=options.n_resamples, seed=options.seed)
-            comparisons.append({
-                "system": system.name, "system_dim": their_dim, "model_dim": dim, "metric": key,
-                "model_minus_system": diff.to_dict(),
-            })
-    return {
-        "dataset": {"name": data.name, "path": str(data_dir), "split": options.split},
-        "counts": {
-            "documents": len(data.corpus), "queries": len(data.queries),
-            "judged_queries": len(query_ids), "judgements": sum(len(r) for r in data.qrels.values()),
-        },
-        "model": model_name,
-        "systems": results,
-        "comparisons": comparisons,
-        "settings": {
-            "metrics": [m.key for m in DEFAULT_METRICS], "precision": options.precision.resolved().value,
-            "bootstrap_resamples": options.n_resamples, "seed": options.seed, "confidence": 0.95,
-            "difference": "model under test minus system, per query, mean over judged queries",
-        },
-        "notes": notes,
-        "seconds": {"total": round(time.time() - started, 2), **timings},
-    }
+            their_dim = dim if dim in theirs else systems[system.name].full_dim
+            diff = paired_bootstrap(mine[key], theirs[their_dim][key], n_resamples=options.n_resamples,
+                                    seed=options.seed)
+            comparisons.append(Comparison(system=system.name, system_dim=their_dim, model_dim=dim, metric=key,
+                                          model_minus_system=diff))
+    return EvaluationResult(
+        dataset=DatasetInfo(name=data.name, path=str(data_dir), split=options.split),
+        counts=Counts(documents=len(data.corpus), queries=len(data.queries), judged_queries=len(query_ids),
+                      judgements=sum(len(r) for r in data.qrels.values())),
+        model=model_name,
+        systems=systems,
+        comparisons=tuple(comparisons),
+        settings=Settings(
+            metrics=tuple(m.key for m in DEFAULT_METRICS), precision=options.precision.resolved().value,
+            bootstrap_resamples=options.n_resamples, seed=options.seed, confidence=0.95,
+            difference="model under test minus system, per query, mean over judged queries",
+        ),
+        notes=tuple(notes),
+        seconds={"total": round(time.time() - started, 2), **timings},
+    )

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fieldtune.model_record import ModelRecord
 from fieldtune.workdir import json_sha256, write_json
 
 if TYPE_CHECKING:
@@ -126,16 +127,14 @@ def remove_stale(final_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def publish_model(
-    model: SentenceTransformer, final_dir: Path, record: dict[str, Any], record_name: str
-) -> None:
-    """Save ``model`` plus ``record`` (as ``record_name``) to ``final_dir``, all or nothing."""
+def publish_model(model: SentenceTransformer, final_dir: Path, record: ModelRecord) -> None:
+    """Save ``model`` plus its ``record`` (``fieldtune.json``) to ``final_dir``, all or nothing."""
     parent = final_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{final_dir.name}.tmp-", dir=parent))
     try:
         model.save(str(tmp))
-        write_json(tmp / record_name, record)
+        record.write(tmp)
         _fsync_tree(tmp)
         if final_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f"{final_dir.name}.old-", dir=parent))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from fieldtune.model_record import ModelRecord
 from fieldtune.training.config import StoppedBecause
 
 
@@ -40,25 +41,26 @@ class TrainResult:
     config: dict[str, Any] = field(default_factory=dict)
     history: list[HistoryPoint] = field(default_factory=list)
 
-    def record(self) -> dict[str, Any]:
-        return {
-            "base_model": self.base_model,
-            "matryoshka_dims": list(self.matryoshka_dims),
-            "prompts": dict(self.prompts),
-            "train_pairs": self.train_pairs,
-            "dev_pairs": self.dev_pairs,
-            "train_examples": self.train_examples,
-            "steps": self.steps,
-            "best_step": self.best_step,
-            "best_eval_loss": self.best_eval_loss,
-            "stopped_because": self.stopped_because.value,
-            "seed": self.seed,
-            "precision": self.precision,
-            "device": self.device,
-            "seconds": round(self.seconds, 1),
-            "resumed_from": self.resumed_from,
-            "config": self.config,
-        }
+    def record(self) -> ModelRecord:
+        """The model directory's record of this run (the history stays out: it is in the trainer state)."""
+        return ModelRecord(
+            base_model=self.base_model,
+            matryoshka_dims=tuple(self.matryoshka_dims),
+            prompts=dict(self.prompts),
+            train_pairs=self.train_pairs,
+            dev_pairs=self.dev_pairs,
+            train_examples=self.train_examples,
+            steps=self.steps,
+            best_step=self.best_step,
+            best_eval_loss=self.best_eval_loss,
+            stopped_because=self.stopped_because.value,
+            seed=self.seed,
+            precision=self.precision,
+            device=self.device,
+            seconds=round(self.seconds, 1),
+            resumed_from=self.resumed_from,
+            config=self.config,
+        )
 
 
 def history_from_logs(log_history: list[dict[str, Any]]) -> list[HistoryPoint]:

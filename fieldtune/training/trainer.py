@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fieldtune.models import BASE_RECORD, embedding_dimension, load_model
+from fieldtune.models import embedding_dimension, load_model
 from fieldtune.training import artifacts
 from fieldtune.training.callbacks import BudgetCallback, ProgressCallback, format_seconds
 from fieldtune.training.config import StoppedBecause, TrainConfig
@@ -237,7 +237,7 @@ class _Run:
             history=history_from_logs(state.log_history),
         )
         result.seconds = time.monotonic() - self.started
-        artifacts.publish_model(model, result.model_dir, result.record(), BASE_RECORD)
+        artifacts.publish_model(model, result.model_dir, result.record())
         if not config.keep_checkpoints:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         return result
