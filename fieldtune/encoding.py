@@ -1,25 +1,26 @@
-"""Encoding texts with a sentence-transformers model: prompts, precision, and a disk cache.
+"""Encoding texts with an embedding model: prompts, precision, and a disk cache.
 
 Every consumer (eval, index, search) encodes through :class:`Encoder` so that
 query/document prompts saved with a model are always applied, and corpus
-embeddings computed once for a (model, texts, settings) triple are reused.
+embeddings computed once for a (model, texts, settings) triple are reused. The
+model itself runs in an encoder backend (:mod:`fieldtune.encoders`:
+sentence-transformers, ONNX), picked for the model by the backend registry.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fieldtune.workdir import atomic_write, path_sha256
-
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+from fieldtune.encoders import EncoderBackend, backend_for, load_backend
+from fieldtune.hardware import supports_bf16
+from fieldtune.hashing import path_sha256, text_sha256, texts_sha256
+from fieldtune.models import resolve_model
+from fieldtune.workdir import atomic_write
 
 logger = logging.getLogger("fieldtune.encoding")
 
@@ -36,22 +37,14 @@ class Precision(str, Enum):
         return auto_precision() if self is Precision.AUTO else self
 
 
-def supports_bf16() -> bool:
-    """True on CUDA devices with bf16, or CPUs with native bf16 (AVX-512 BF16 / AMX)."""
-    import torch
-
-    if torch.cuda.is_available():
-        return bool(torch.cuda.is_bf16_supported())
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    return bool(check and check())
-
-
 def auto_precision() -> Precision:
+    """bf16 where the device the encoder runs on computes it natively, else fp32."""
     return Precision.BF16 if supports_bf16() else Precision.FP32
 
 
 def cache_dir() -> Path:
-    root = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "fieldtune")
+    xdg_cache = os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")
+    root = os.environ.get(CACHE_ENV) or os.path.join(xdg_cache, "fieldtune")
     return Path(root)
 
 
@@ -71,7 +64,12 @@ def truncate(vectors: np.ndarray, dim: int) -> np.ndarray:
 
 
 class Encoder:
-    """A loaded model plus the settings that change its embeddings."""
+    """A loaded model plus the settings that change its embeddings.
+
+    ``backend`` names an encoder backend (see :mod:`fieldtune.encoders`); by
+    default the registry picks the one for the model (an ONNX export runs on
+    onnxruntime, anything else on sentence-transformers).
+    """
 
     def __init__(
         self,
@@ -81,58 +79,42 @@ class Encoder:
         batch_size: int = 32,
         use_cache: bool = True,
         show_progress: bool = True,
+        backend: str | None = None,
     ) -> None:
-        from fieldtune.models import resolve_model
-
         self.spec = model_spec
         self.ref = resolve_model(model_spec)
+        self.backend_name = backend_for(self.ref, backend)
         self.precision = Precision(precision).resolved()
         self.batch_size = batch_size
         self.use_cache = use_cache
         self.show_progress = show_progress
-        self._model: SentenceTransformer | None = None
+        self._model: EncoderBackend | None = None
         self._fingerprint: str | None = None
 
     @property
-    def model(self) -> SentenceTransformer:
+    def model(self) -> EncoderBackend:
+        """The loaded backend (loaded on first use: loading a model takes seconds)."""
         if self._model is None:
-            from fieldtune.export import OnnxModel, is_onnx_export
-            from fieldtune.models import load_model
-
-            if is_onnx_export(self.ref.location):
-                self._model = OnnxModel(self.ref.location)  # type: ignore[assignment]
-                return self._model
-
-            kwargs = {}
-            if self.precision is Precision.BF16:
-                import torch
-
-                kwargs["model_kwargs"] = {"dtype": torch.bfloat16}
-            self._model = load_model(self.spec, **kwargs)
+            self._model = load_backend(self.ref, self.precision.value, self.backend_name)
         return self._model
 
     @property
     def dimension(self) -> int:
-        from fieldtune.models import embedding_dimension
-
-        return embedding_dimension(self.model)
+        return self.model.get_embedding_dimension()
 
     def fingerprint(self) -> str:
         """Identifies the weights and settings, so cached embeddings are never stale."""
         if self._fingerprint is None:
             weights = self.ref.location if self.ref.kind == "hub" else path_sha256(self.ref.location)
             settings = f"{weights}|{self.precision.value}|{self.model.max_seq_length}"
-            self._fingerprint = hashlib.sha256(settings.encode()).hexdigest()[:24]
+            self._fingerprint = text_sha256(settings)[:24]
         return self._fingerprint
 
     def _encode(self, texts: list[str], kind: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         method = self.model.encode_query if kind == "query" else self.model.encode_document
-        vectors = method(
-            texts, batch_size=self.batch_size, show_progress_bar=self.show_progress,
-            convert_to_numpy=True, normalize_embeddings=False,
-        )
+        vectors = method(texts, batch_size=self.batch_size, show_progress=self.show_progress)
         return normalize(np.asarray(vectors, dtype=np.float32))
 
     def encode(self, texts: list[str], *, kind: str) -> np.ndarray:
@@ -141,11 +123,7 @@ class Encoder:
             raise ValueError(f"kind must be 'query' or 'document', got {kind!r}")
         if not self.use_cache:
             return self._encode(texts, kind)
-        digest = hashlib.sha256()
-        for text in texts:
-            digest.update(text.encode("utf-8", "surrogatepass"))
-            digest.update(b"\0")
-        path = cache_dir() / "embeddings" / f"{self.fingerprint()}-{kind}-{digest.hexdigest()[:24]}.npy"
+        path = cache_dir() / "embeddings" / f"{self.fingerprint()}-{kind}-{texts_sha256(texts)[:24]}.npy"
         if path.exists():
             try:
                 cached = np.load(path)

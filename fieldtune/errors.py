@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 
 class FieldtuneError(Exception):
     """Base class: the CLI prints these without a traceback."""
@@ -26,9 +29,17 @@ class InputError(FieldtuneError):
         super().__init__(message)
 
 
+class MissingExtraError(FieldtuneError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+
+def require_extra(module: str, extra: str) -> ModuleType:
+    """Import ``module``, or fail with the ``pip install 'fieldtune[extra]'`` line that fixes it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingExtraError(f"{module} is not installed: pip install 'fieldtune[{extra}]'") from error
+
+
 class ModelNotFoundError(FieldtuneError):
     """A model name that is neither registered, a local directory, nor an allowed hub id."""
-
-
-class NotReadyError(FieldtuneError):
-    """A stage that is not implemented yet; says so instead of faking a result."""

@@ -1,4 +1,4 @@
-"""ONNX export of a sentence-transformers model, and an encoder that runs the export.
+"""ONNX export of a sentence-transformers model (:mod:`fieldtune.encoders.onnx` runs the export).
 
 ``fieldtune export --onnx OUT`` writes a directory that any fieldtune command
 accepts as ``--model``: ``model.onnx`` (tokens -> pooled, normalised sentence
@@ -23,33 +23,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from fieldtune.errors import FieldtuneError
+from fieldtune.errors import FieldtuneError, require_extra
+from fieldtune.models import BASE_RECORD, embedding_dimension, load_model, resolve_model
+from fieldtune.onnx_layout import ONNX_FILE, ONNX_RECORD, is_onnx_export
 
 logger = logging.getLogger("fieldtune.export")
 
-ONNX_RECORD = "fieldtune-onnx.json"
-ONNX_FILE = "model.onnx"
 SUPPORTED_POOLING = ("mean", "cls")
 
 
 class ExportError(FieldtuneError):
-    """The model cannot be exported (unsupported modules, missing onnx packages)."""
-
-
-def is_onnx_export(path: str | Path) -> bool:
-    directory = Path(path)
-    return (directory / ONNX_RECORD).is_file() and (directory / ONNX_FILE).is_file()
-
-
-def _require(module: str, extra: str = "onnx") -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise ExportError(f"{module} is not installed: pip install 'fieldtune[{extra}]'") from error
+    """The model cannot be exported (modules other than the supported stack, an occupied output)."""
 
 
 def _module_stack(model: Any) -> tuple[Any, str, bool, Any]:
@@ -69,7 +53,8 @@ def _module_stack(model: Any) -> tuple[Any, str, bool, Any]:
         if dense.linear.bias is not None or activation != "Identity":
             raise ExportError(f"can only export {supported}; this Dense has a bias or a {activation} activation")
         linear = dense.linear
-    if len(modules) not in (2, 3) or names[0] != "Transformer" or names[1] != "Pooling" or (len(modules) == 3 and names[2] != "Normalize"):
+    expected = ["Transformer", "Pooling", "Normalize"][: len(modules)]
+    if len(modules) not in (2, 3) or names != expected:
         raise ExportError(f"can only export {supported} models, not {[type(m).__name__ for m in model]}")
     pooling = modules[1].get_config_dict().get("pooling_mode", "mean")
     if pooling not in SUPPORTED_POOLING:
@@ -116,9 +101,7 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
     """Export ``model_spec`` to ``out`` (created; must not hold another model) and return it."""
     import torch
 
-    from fieldtune.models import embedding_dimension, load_model, resolve_model
-
-    onnx = _require("onnx")
+    onnx = require_extra("onnx", "onnx")
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not is_onnx_export(out):
         raise ExportError(f"{out}: exists and is not an earlier fieldtune ONNX export; choose an empty directory")
@@ -127,8 +110,11 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
     transformer, pooling, normalize, linear = _module_stack(model)
     tokenizer = _tokenizer_of(transformer)
     wrapped = _Pooled.make(transformer.auto_model.float().eval(), pooling, normalize, linear)
-    sample = tokenizer(["fieldtune export sample", "a second, longer sample sentence"], padding=True, return_tensors="pt")
-    inputs = (sample["input_ids"], sample["attention_mask"], sample.get("token_type_ids", torch.zeros_like(sample["input_ids"])))
+    sample = tokenizer(
+        ["fieldtune export sample", "a second, longer sample sentence"], padding=True, return_tensors="pt"
+    )
+    token_types = sample.get("token_type_ids", torch.zeros_like(sample["input_ids"]))
+    inputs = (sample["input_ids"], sample["attention_mask"], token_types)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     staging.chmod(0o755)
@@ -143,7 +129,7 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
             )
         onnx.checker.check_model(str(fp32))
         if int8:
-            _require("onnxruntime")
+            require_extra("onnxruntime", "onnx")
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             quantize_dynamic(
@@ -154,11 +140,12 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
         tokenizer.save_pretrained(str(staging))
         record = {
             "source": model_spec, "source_location": ref.location, "int8": int8, "opset": opset,
-            "pooling": pooling, "normalize": normalize, "final_linear": linear is not None, "dimension": embedding_dimension(model),
+            "pooling": pooling, "normalize": normalize, "final_linear": linear is not None,
+            "dimension": embedding_dimension(model),
             "max_seq_length": int(model.max_seq_length), "prompts": dict(model.prompts or {}),
             "default_prompt_name": model.default_prompt_name,
         }
-        base_record = Path(ref.location) / "fieldtune.json"
+        base_record = Path(ref.location) / BASE_RECORD
         if base_record.is_file():
             record["base_model"] = json.loads(base_record.read_text(encoding="utf-8")).get("base_model")
         (staging / ONNX_RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
@@ -171,57 +158,3 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
     logger.info("exported %s to %s (%s)", model_spec, out, "int8" if int8 else "fp32")
     return out
 
-
-class OnnxModel:
-    """The subset of the SentenceTransformer interface that :class:`~fieldtune.encoding.Encoder` uses."""
-
-    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
-        ort = _require("onnxruntime")
-        from transformers import AutoTokenizer
-
-        self.path = Path(path)
-        self.record = json.loads((self.path / ONNX_RECORD).read_text(encoding="utf-8"))
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.path / ONNX_FILE), options, providers=["CPUExecutionProvider"])
-        self.max_seq_length = int(self.record["max_seq_length"])
-        self.prompts = dict(self.record.get("prompts") or {})
-
-    def get_embedding_dimension(self) -> int:
-        return int(self.record["dimension"])
-
-    def _prompt(self, name: str) -> str:
-        return self.prompts.get(name, "")
-
-    def encode_query(self, texts: list[str], **kwargs: Any) -> np.ndarray:
-        return self._encode(texts, self._prompt("query"), **kwargs)
-
-    def encode_document(self, texts: list[str], **kwargs: Any) -> np.ndarray:
-        return self._encode(texts, self._prompt("document"), **kwargs)
-
-    def _encode(self, texts: list[str], prompt: str, *, batch_size: int = 32, show_progress_bar: bool = False,
-                **_: Any) -> np.ndarray:
-        # Batches of similar length waste less work on padding (sentence-transformers does the same).
-        prompted = [prompt + text for text in texts]
-        order = np.argsort([-len(text) for text in prompted], kind="stable")
-        out = np.zeros((len(texts), self.get_embedding_dimension()), dtype=np.float32)
-        starts = range(0, len(texts), batch_size)
-        if show_progress_bar:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="Batches")
-        for start in starts:
-            rows = order[start : start + batch_size]
-            tokens = self.tokenizer(
-                [prompted[i] for i in rows], padding=True, truncation=True,
-                max_length=self.max_seq_length, return_tensors="np",
-            )
-            feed = {
-                "input_ids": tokens["input_ids"].astype(np.int64),
-                "attention_mask": tokens["attention_mask"].astype(np.int64),
-                "token_type_ids": tokens.get("token_type_ids", np.zeros_like(tokens["input_ids"])).astype(np.int64),
-            }
-            out[rows] = self.session.run(["embedding"], feed)[0]
-        return out

@@ -12,8 +12,9 @@ pytest.importorskip("onnx")
 
 from fieldtune.encoding import Encoder  # noqa: E402
 from fieldtune.errors import ModelNotFoundError  # noqa: E402
-from fieldtune.export import ONNX_RECORD, ExportError, export_onnx, is_onnx_export  # noqa: E402
+from fieldtune.export import ExportError, export_onnx  # noqa: E402
 from fieldtune.models import load_model  # noqa: E402
+from fieldtune.onnx_layout import ONNX_RECORD, is_onnx_export  # noqa: E402
 
 from .conftest import run_cli  # noqa: E402
 
@@ -65,10 +66,12 @@ def test_export_refuses_a_directory_holding_something_else(tmp_path):
 
 def test_cli_export_then_eval(tmp_path, tiny_beir, capsys, monkeypatch):
     out = tmp_path / "cli-export"
-    code, stdout, stderr = run_cli(["export", "--model", "minilm", "--out", str(out), "--onnx", "--int8"], capsys, monkeypatch)
+    export = ["export", "--model", "minilm", "--out", str(out), "--onnx", "--int8"]
+    code, stdout, stderr = run_cli(export, capsys, monkeypatch)
     assert code == 0, stdout + stderr
     assert is_onnx_export(out)
-    code, stdout, _ = run_cli(["eval", "--model", str(out), "--data", str(tiny_beir), "--baseline", "bm25"], capsys, monkeypatch)
+    evaluate = ["eval", "--model", str(out), "--data", str(tiny_beir), "--baseline", "bm25"]
+    code, stdout, _ = run_cli(evaluate, capsys, monkeypatch)
     assert code == 0 and "nDCG@10" in stdout
     code, stdout, stderr = run_cli(["export", "--model", "minilm", "--out", str(tmp_path / "x")], capsys, monkeypatch)
     assert code != 0 and "--onnx" in stdout + stderr
@@ -82,5 +85,6 @@ def test_export_keeps_a_final_rotation(tmp_path):
     add_rotation(tmp_path / "rotated", TEXTS * 4, precision="fp32")
     out = export_onnx(str(tmp_path / "rotated"), tmp_path / "onnx")
     exported = Encoder(str(out), use_cache=False, show_progress=False).encode(TEXTS, kind="document")
-    reference = Encoder(str(tmp_path / "rotated"), precision="fp32", use_cache=False, show_progress=False).encode(TEXTS, kind="document")
+    reference_encoder = Encoder(str(tmp_path / "rotated"), precision="fp32", use_cache=False, show_progress=False)
+    reference = reference_encoder.encode(TEXTS, kind="document")
     assert (exported * reference).sum(axis=1).min() > 0.9999

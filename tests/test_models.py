@@ -44,4 +44,4 @@ def test_directory_without_model_files_is_refused(tmp_path: Path) -> None:
 
 def test_registry_rejects_duplicates() -> None:
     with pytest.raises(ValueError, match="already registered"):
-        REGISTRY.register(BundledModel("minilm", "x", lambda: Path("."), "dup", 1))
+        REGISTRY.register("minilm", BundledModel("minilm", "x", lambda: Path("."), "dup", 1))
