@@ -128,7 +128,7 @@ def test_config_errors_name_the_option_and_valid_values() -> None:
         TrainConfig(budget_minutes=-1)
     with pytest.raises(TypeError):
         TrainConfig("minilm")  # type: ignore[misc]  # keyword-only
-    assert TrainConfig(precision="BF16", loss="cached_mnrl").loss.value == "cached_mnrl"  # type: ignore[arg-type]
+    assert TrainConfig(precision="BF16", loss="Cached_MNRL").loss == "cached_mnrl"  # type: ignore[arg-type]
 
 
 def test_weights_resample_deterministically() -> None:
@@ -147,9 +147,9 @@ def test_unknown_chunk_ids_are_named(data) -> None:
         Pair(anchor="orphan", positive_id="nope#3", kind=PairKind.TITLE, group="x"),
     ]
     with pytest.raises(TrainingDataError, match=r"train pair 32 .*'nope#3'"):
-        prepare_splits(bad, dev_pairs, chunks, seed=0, use_hard_negatives=True)
+        prepare_splits(bad, dev_pairs, chunks, seed=0, use_hard_negatives=True, loss="mnrl")
     with pytest.raises(TrainingDataError, match="at least 2"):
-        prepare_splits(train_pairs[:1], dev_pairs, chunks, seed=0, use_hard_negatives=True)
+        prepare_splits(train_pairs[:1], dev_pairs, chunks, seed=0, use_hard_negatives=True, loss="mnrl")
 
 
 def test_hard_negatives_add_a_column_and_cycle(data) -> None:
@@ -160,14 +160,14 @@ def test_hard_negatives_add_a_column_and_cycle(data) -> None:
         for p in train_pairs[:3]
     ]
     train_cols, _ = prepare_splits(
-        with_negs + train_pairs[3:5], [], chunks, seed=0, use_hard_negatives=True
+        with_negs + train_pairs[3:5], [], chunks, seed=0, use_hard_negatives=True, loss="mnrl"
     )
     assert len(train_cols) == 3 * 2 + 2
-    assert train_cols.negative[:4] == [chunks["c2"], chunks["c9"], chunks["c9"], chunks["c9"]]
+    assert train_cols["negative"][:4] == [chunks["c2"], chunks["c9"], chunks["c9"], chunks["c9"]]
     assert all(
-        neg != pos for neg, pos in zip(train_cols.negative, train_cols.positive, strict=True)
+        neg != pos for neg, pos in zip(train_cols["negative"], train_cols["positive"], strict=True)
     )
-    plain, _ = prepare_splits(with_negs, [], chunks, seed=0, use_hard_negatives=False)
+    plain, _ = prepare_splits(with_negs, [], chunks, seed=0, use_hard_negatives=False, loss="mnrl")
     assert "negative" not in plain.as_dict()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fieldtune.training.config import (
-    LossName,
     StoppedBecause,
     TrainConfig,
     TrainDevice,
@@ -43,7 +42,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BudgetTooSmallError",
     "HistoryPoint",
-    "LossName",
     "StoppedBecause",
     "TrainConfig",
     "TrainConfigError",

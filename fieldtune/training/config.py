@@ -14,21 +14,9 @@ from typing import Any, TypeVar
 
 from fieldtune.models import DEFAULT_MODEL
 from fieldtune.training.errors import TrainConfigError
+from fieldtune.training.losses import DEFAULT_LOSS, LOSSES
 
 E = TypeVar("E", bound=Enum)
-
-
-class LossName(str, Enum):
-    """The contrastive loss inside MatryoshkaLoss.
-
-    ``mnrl`` is MultipleNegativesRankingLoss (in-batch negatives, InfoNCE with
-    scale 20). ``cached_mnrl`` is its gradient-cached variant: the same loss
-    over a large batch computed in mini-batches of ``mini_batch_size``, so a
-    big batch (more negatives) fits in memory at about the same cost per pair.
-    """
-
-    MNRL = "mnrl"
-    CACHED_MNRL = "cached_mnrl"
 
 
 class TrainPrecision(str, Enum):
@@ -73,6 +61,16 @@ def coerce_enum(enum_cls: type[E], value: Any, option: str) -> E:
         raise TrainConfigError(f"{option} must be one of {valid}; got {value!r}") from None
 
 
+def coerce_loss(value: Any) -> str:
+    """``value`` as the name of a registered loss; the error lists the names and close matches."""
+    name = str(value).strip().lower()
+    if name in LOSSES:
+        return name
+    close = LOSSES.suggest(name)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise TrainConfigError(f"loss must be one of {', '.join(LOSSES)}; got {value!r}{hint}")
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise TrainConfigError(message)
@@ -91,6 +89,11 @@ class TrainConfig:
     abstracts, MiniLM with these prompts lost 0.005 MRR@10 untrained but
     recovered within 10 steps and ended level with or above the no-prompt run.)
 
+    ``loss`` names a registered loss (:data:`fieldtune.training.losses.LOSSES`:
+    ``mnrl``, MultipleNegativesRankingLoss, or ``cached_mnrl``, its
+    gradient-cached variant that computes a large batch in mini-batches of
+    ``mini_batch_size``); it is trained inside MatryoshkaLoss.
+
     ``budget_minutes`` bounds the whole :func:`train` call (loading included):
     one step is timed first (too little time for one step raises
     ``BudgetTooSmallError``), the step count is fitted to the budget so the
@@ -108,7 +111,7 @@ class TrainConfig:
     """
 
     base: str = DEFAULT_MODEL
-    loss: LossName = LossName.MNRL
+    loss: str = DEFAULT_LOSS
     mini_batch_size: int = 32
     matryoshka_dims: tuple[int, ...] | None = None
     matryoshka_weights: tuple[float, ...] | None = None
@@ -133,7 +136,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # the dataclass is frozen; normalise once, here
-        set_(self, "loss", coerce_enum(LossName, self.loss, "loss"))
+        set_(self, "loss", coerce_loss(self.loss))
         set_(self, "precision", coerce_enum(TrainPrecision, self.precision, "precision"))
         set_(self, "device", coerce_enum(TrainDevice, self.device, "device"))
         _check(isinstance(self.base, str) and bool(self.base.strip()), "base must name a model")

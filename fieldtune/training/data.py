@@ -1,47 +1,75 @@
 """Turning pairs that reference chunks by id into the text columns the trainer reads.
 
-Columns are ``anchor`` and ``positive``, plus ``negative`` when hard
-negatives are used. Pair weights are honoured by deterministic resampling
-(see :func:`copies_for_weight`), because the in-batch-negatives loss has no
-per-example weight.
+Which columns depends on the loss: each registered loss declares the layouts
+it trains on (:class:`~fieldtune.training.losses.LossInput`), and
+:func:`prepare_splits` builds the first one the pairs can supply, nothing
+more. For today's losses that is ``anchor`` and ``positive``, plus
+``negative`` when hard negatives are used. Pair weights are honoured by
+deterministic resampling (see :func:`copies_for_weight`), because the
+in-batch-negatives loss has no per-example weight.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fieldtune.hashing import texts_sha256, unit_hash
 from fieldtune.training.errors import TrainingDataError
+from fieldtune.training.losses import LOSSES, LossInput, LossSpec
 from fieldtune.types import Pair
 
 logger = logging.getLogger("fieldtune.training")
 
-ANCHOR, POSITIVE, NEGATIVE = "anchor", "positive", "negative"
+ANCHOR, POSITIVE, NEGATIVE, LABEL = "anchor", "positive", "negative", "label"
+#: Columns every layout has, even with no rows (the others are left out when empty).
+_ALWAYS = (ANCHOR, POSITIVE)
+
+
+def negative_column(number: int) -> str:
+    """The column of the ``number``-th (1-based) scored negative: ``negative_1``, ``negative_2``, ..."""
+    return f"{NEGATIVE}_{number}"
+
+
+def column_role(column: str) -> str | None:
+    """Which saved prompt applies to a column: ``"query"``, ``"document"``, or None (the label)."""
+    if column == ANCHOR:
+        return "query"
+    if column in (POSITIVE, NEGATIVE) or column.startswith(f"{NEGATIVE}_"):
+        return "document"
+    return None
 
 
 @dataclass(frozen=True)
 class Columns:
-    """Parallel text columns for one split (``negative`` is empty when unused)."""
+    """Parallel columns for one split, in the trainer's order, in the layout the loss asked for."""
 
-    anchor: list[str]
-    positive: list[str]
-    negative: list[str]
+    layout: LossInput
+    data: dict[str, list[Any]]
 
     def __len__(self) -> int:
-        return len(self.anchor)
+        return len(self.data[ANCHOR])
 
-    def as_dict(self) -> dict[str, list[str]]:
-        data = {ANCHOR: self.anchor, POSITIVE: self.positive}
-        if self.negative:
-            data[NEGATIVE] = self.negative
-        return data
+    def __getitem__(self, column: str) -> list[Any]:
+        return self.data[column]
+
+    def as_dict(self) -> dict[str, list[Any]]:
+        """The columns for ``datasets.Dataset.from_dict`` (an empty split keeps only anchor and positive)."""
+        return {name: values for name, values in self.data.items() if values or name in _ALWAYS}
 
     def digest(self) -> str:
         """Content hash, so a checkpoint is only resumed on the same data."""
-        return texts_sha256(text for name, values in self.as_dict().items() for text in (name, *values))
+        return texts_sha256(
+            text for name, values in self.as_dict().items() for text in (name, *map(_as_text, values))
+        )
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def copies_for_weight(weight: float, key: tuple[object, ...]) -> int:
@@ -93,31 +121,58 @@ def _fallback_negative(
     return pair.positive_id  # a single-chunk corpus: caught by the pair-count checks
 
 
+def _check_scores(pair: Pair, index: int, split: str, count: int) -> None:
+    """A pair for a score-based loss: a teacher score for the positive and for each of ``count`` negatives."""
+    where = f"{split} pair {index} (anchor {pair.anchor[:60]!r})"
+    scores = pair.negative_scores
+    if pair.score is None or scores is None:
+        raise TrainingDataError(f"{where}: no teacher score; a score-based loss needs every pair scored")
+    if len(scores) != len(pair.negative_ids) or len(scores) != count:
+        raise TrainingDataError(
+            f"{where}: {len(pair.negative_ids)} negatives with {len(scores)} scores; "
+            f"every pair needs the same number of scored negatives ({count}, as the first pair)"
+        )
+    if not all(math.isfinite(value) for value in (pair.score, *scores)):
+        raise TrainingDataError(f"{where}: teacher scores must be finite numbers")
+
+
+def _column_names(layout: LossInput, negatives: int) -> list[str]:
+    if layout is LossInput.PAIRS:
+        return [ANCHOR, POSITIVE]
+    if layout is LossInput.PAIRS_WITH_NEGATIVES:
+        return [ANCHOR, POSITIVE, NEGATIVE]
+    return [ANCHOR, POSITIVE, *(negative_column(n + 1) for n in range(negatives)), LABEL]
+
+
 def build_columns(
     pairs: Sequence[Pair],
     chunk_texts: Mapping[str, str],
     *,
     split: str,
     seed: int,
-    with_negatives: bool,
+    layout: LossInput,
     apply_weights: bool,
 ) -> Columns:
-    """Validate ``pairs`` and expand them into text columns.
+    """Validate ``pairs`` and expand them into the columns of ``layout``.
 
     With ``apply_weights`` each pair is repeated or dropped by
     :func:`copies_for_weight`; the dev split is not resampled, so its loss
-    stays comparable across runs. With ``with_negatives`` copy ``k`` of a pair
-    uses its ``k``-th mined negative (cycling; mined negatives whose text is
-    the positive's are skipped), and a pair without mined negatives gets a
-    pseudo-random other chunk (an easy negative, which only adds one more
-    candidate to the in-batch pool).
+    stays comparable across runs. In the ``pairs_with_negatives`` layout copy
+    ``k`` of a pair uses its ``k``-th mined negative (cycling; mined negatives
+    whose text is the positive's are skipped), and a pair without mined
+    negatives gets a pseudo-random other chunk (an easy negative, which only
+    adds one more candidate to the in-batch pool). In the ``scored_candidates``
+    layout every row carries all of a pair's negatives and the teacher's scores.
     """
-    chunk_ids = sorted(chunk_texts) if with_negatives else []
-    anchors: list[str] = []
-    positives: list[str] = []
-    negatives: list[str] = []
+    with_negative = layout is LossInput.PAIRS_WITH_NEGATIVES
+    scored = layout is LossInput.SCORED_CANDIDATES
+    chunk_ids = sorted(chunk_texts) if with_negative else []
+    count = len(pairs[0].negative_ids) if scored and pairs else 0
+    data: dict[str, list[Any]] = {name: [] for name in _column_names(layout, count)}
     for index, pair in enumerate(pairs):
         _check_pair(pair, index, split, chunk_texts)
+        if scored:
+            _check_scores(pair, index, split, count)
         copies = (
             copies_for_weight(pair.weight, (seed, split, index, pair.anchor, pair.positive_id))
             if apply_weights
@@ -127,16 +182,41 @@ def build_columns(
         # A "negative" with the positive's text would teach the model to push the answer away.
         mined = [n for n in pair.negative_ids if chunk_texts[n] != positive]
         for copy in range(copies):
-            anchors.append(pair.anchor)
-            positives.append(positive)
-            if with_negatives:
+            data[ANCHOR].append(pair.anchor)
+            data[POSITIVE].append(positive)
+            if with_negative:
                 negative_id = (
                     mined[copy % len(mined)]
                     if mined
                     else _fallback_negative(pair, copy, seed, chunk_ids, chunk_texts)
                 )
-                negatives.append(chunk_texts[negative_id])
-    return Columns(anchors, positives, negatives)
+                data[NEGATIVE].append(chunk_texts[negative_id])
+            elif scored:
+                for number, negative_id in enumerate(pair.negative_ids, start=1):
+                    data[negative_column(number)].append(chunk_texts[negative_id])
+                data[LABEL].append([pair.score, *(pair.negative_scores or ())])
+    return Columns(layout, data)
+
+
+def choose_layout(spec: LossSpec, pairs: Sequence[Pair], *, use_hard_negatives: bool) -> LossInput:
+    """The first of the loss's layouts that ``pairs`` (and the hard-negatives option) can supply."""
+    has_negatives = any(p.negative_ids for p in pairs)
+    scored = sum(p.score is not None and p.negative_scores is not None for p in pairs)
+    for layout in spec.inputs:
+        if layout is LossInput.PAIRS_WITH_NEGATIVES and use_hard_negatives and has_negatives:
+            return layout
+        if layout is LossInput.SCORED_CANDIDATES and pairs and scored == len(pairs):
+            return layout
+        if layout is LossInput.PAIRS:
+            if use_hard_negatives and LossInput.PAIRS_WITH_NEGATIVES in spec.inputs:
+                logger.info("no training pair carries mined negatives: training on (anchor, positive) pairs only")
+            return layout
+    raise TrainingDataError(
+        f"loss {spec.name!r} trains on {' or '.join(i.value for i in spec.inputs)}, which these pairs "
+        f"cannot supply: {scored} of {len(pairs)} carry teacher scores, "
+        f"{sum(bool(p.negative_ids) for p in pairs)} carry negatives"
+        f"{'' if use_hard_negatives else ' (and use_hard_negatives is off)'}"
+    )
 
 
 def prepare_splits(
@@ -146,35 +226,26 @@ def prepare_splits(
     *,
     seed: int,
     use_hard_negatives: bool,
+    loss: str,
 ) -> tuple[Columns, Columns]:
-    """Train and dev columns, validated; a :class:`TrainingDataError` names the offending pair."""
+    """Train and dev columns for the registered loss ``loss``, validated.
+
+    A :class:`TrainingDataError` names the offending pair. Both splits get the
+    layout chosen for the training pairs, so the dev loss is the same loss.
+    """
     if len(train_pairs) < 2:
         raise TrainingDataError(
             f"{len(train_pairs)} training pair(s): at least 2 are needed (in-batch negatives); "
             "the corpus is too small to train on"
         )
-    with_negatives = use_hard_negatives and any(p.negative_ids for p in train_pairs)
-    if use_hard_negatives and not with_negatives:
-        logger.info(
-            "no training pair carries mined negatives: training on (anchor, positive) pairs only"
-        )
-    if with_negatives and len(chunk_texts) < 2:
+    layout = choose_layout(LOSSES[loss], train_pairs, use_hard_negatives=use_hard_negatives)
+    if layout is LossInput.PAIRS_WITH_NEGATIVES and len(chunk_texts) < 2:
         raise TrainingDataError("hard negatives need at least 2 chunks")
     train = build_columns(
-        train_pairs,
-        chunk_texts,
-        split="train",
-        seed=seed,
-        with_negatives=with_negatives,
-        apply_weights=True,
+        train_pairs, chunk_texts, split="train", seed=seed, layout=layout, apply_weights=True
     )
     dev = build_columns(
-        dev_pairs,
-        chunk_texts,
-        split="dev",
-        seed=seed,
-        with_negatives=with_negatives,
-        apply_weights=False,
+        dev_pairs, chunk_texts, split="dev", seed=seed, layout=layout, apply_weights=False
     )
     if len(train) < 2:
         raise TrainingDataError(

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fieldtune.training.config import LossName, TrainConfig, TrainPrecision
-from fieldtune.training.data import ANCHOR, NEGATIVE, POSITIVE, Columns
+from packaging.version import Version
+
+from fieldtune.evaluate.systems import default_dims
+from fieldtune.training.config import TrainConfig, TrainPrecision
+from fieldtune.training.data import Columns, column_role
 from fieldtune.training.errors import TrainConfigError
+from fieldtune.training.losses import LOSSES, st_losses
 from fieldtune.training.runtime import Hardware
 
 if TYPE_CHECKING:
@@ -23,8 +27,6 @@ logger = logging.getLogger("fieldtune.training")
 
 DEFAULT_QUERY_PROMPT = "query: "
 DEFAULT_DOCUMENT_PROMPT = "passage: "
-#: Which saved prompt (by name) applies to which training column.
-COLUMN_ROLES = {ANCHOR: "query", POSITIVE: "document", NEGATIVE: "document"}
 
 _LAYER_RE = re.compile(r"\.(?:layer|layers|block|h)\.(\d+)\.")
 _EMBEDDING_RE = re.compile(r"(?:^|\.)(?:embeddings|embed_tokens|wte|wpe|shared)\.")
@@ -92,8 +94,6 @@ def resolve_prompts(config: TrainConfig, model: SentenceTransformer) -> dict[str
 
 def resolve_matryoshka(config: TrainConfig, dimension: int) -> tuple[list[int], list[float]]:
     """Matryoshka dimensions (largest first) and their loss weights, checked against the model."""
-    from fieldtune.evaluate.systems import default_dims
-
     dims = list(config.matryoshka_dims) if config.matryoshka_dims else default_dims(dimension)
     weights = list(config.matryoshka_weights) if config.matryoshka_weights else [1.0] * len(dims)
     if len(weights) != len(dims):
@@ -136,19 +136,11 @@ def freeze_layers(model: nn.Module, count: int) -> int:
 def build_loss(
     model: SentenceTransformer, config: TrainConfig, dims: list[int], weights: list[float]
 ) -> nn.Module:
-    """MatryoshkaLoss around (Cached)MultipleNegativesRankingLoss."""
-    try:
-        from sentence_transformers.sentence_transformer import losses
-    except ImportError:  # sentence-transformers < 5.4 kept losses at the top level
-        from sentence_transformers import losses  # type: ignore[no-redef]
-
-    if config.loss is LossName.CACHED_MNRL:
-        inner = losses.CachedMultipleNegativesRankingLoss(
-            model, mini_batch_size=config.mini_batch_size
-        )
-    else:
-        inner = losses.MultipleNegativesRankingLoss(model)
-    return losses.MatryoshkaLoss(model, inner, matryoshka_dims=dims, matryoshka_weights=weights)
+    """MatryoshkaLoss around the registered loss ``config.loss`` (see :mod:`fieldtune.training.losses`)."""
+    inner = LOSSES[config.loss].build(model, config)
+    return st_losses().MatryoshkaLoss(
+        model, inner, matryoshka_dims=dims, matryoshka_weights=weights
+    )
 
 
 def _training_arguments(
@@ -158,7 +150,6 @@ def _training_arguments(
     column_prompts: dict[str, str],
     output_dir: Path,
 ) -> Any:
-    from packaging.version import Version
     from sentence_transformers import SentenceTransformerTrainingArguments
     from transformers import __version__ as transformers_version
 
@@ -228,10 +219,9 @@ def build_trainer(
     from transformers.trainer_callback import ProgressCallback as HFProgressCallback
 
     train_data = train_cols.as_dict()
+    roles = {column: column_role(column) for column in train_data}
     column_prompts = {
-        column: prompts[role]
-        for column, role in COLUMN_ROLES.items()
-        if column in train_data and prompts[role]
+        column: prompts[role] for column, role in roles.items() if role is not None and prompts[role]
     }
     args = _training_arguments(config, plan, hardware, column_prompts, output_dir)
     early = None

@@ -99,6 +99,7 @@ def train(
         chunk_texts,
         seed=config.seed,
         use_hard_negatives=config.use_hard_negatives,
+        loss=config.loss,
     )
     hardware = resolve_hardware(config)
     threads = config.num_threads
