@@ -10,6 +10,7 @@ from fieldtune.concepts.graph import read_graph
 from fieldtune.evaluate.report import comparison_rows, dimension_rows, markdown_table, summary_rows
 from fieldtune.evaluate.result import EvaluationResult
 from fieldtune.model_record import GateRecord, ModelRecord
+from fieldtune.training.losses import LOSSES
 from fieldtune.types import EdgeType
 from fieldtune.workdir import WorkDir, atomic_write
 
@@ -80,8 +81,9 @@ def _gate_section(gate: GateRecord | None) -> list[str]:
 
 
 def _loss_line(record: ModelRecord) -> str:
-    """The loss the training run recorded (its registered name), not the default one."""
-    loss = f"`{record.loss}`" if record.loss else "not recorded"
+    """The loss the training run recorded, not the default one (its registered name if this version lacks it)."""
+    name = record.loss
+    loss = "not recorded" if name is None else LOSSES[name].title if name in LOSSES else f"`{name}`"
     patience = record.config.get("early_stopping_patience")
     stopping = "early stopping on dev loss" if patience is None or patience > 0 else "no early stopping"
     return (f"Loss: {loss} inside MatryoshkaLoss (sentence-transformers), no-duplicates batches, "

@@ -22,6 +22,7 @@ from fieldtune.encoding import Precision
 from fieldtune.evaluate.harness import EvalOptions, run_evaluation
 from fieldtune.evaluate.metrics import PRIMARY_METRIC
 from fieldtune.model_record import GATE_RECORD, GateRecord, ModelRecord
+from fieldtune.models import load_model
 
 __all__ = ["GATE_RECORD", "GateConfig", "GateRecord", "average_with_base", "choose", "run_gate"]
 
@@ -43,8 +44,6 @@ class GateConfig:
 def average_with_base(tuned_dir: Path, base: str, out_dir: Path, alpha: float) -> Path:
     """Write ``alpha * tuned + (1 - alpha) * base`` weights, with the tuned model's prompts and config."""
     import torch
-
-    from fieldtune.models import load_model
 
     tuned = load_model(str(tuned_dir), device="cpu")
     base_state = load_model(base, device="cpu").state_dict()

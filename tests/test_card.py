@@ -47,8 +47,7 @@ def test_card_prints_the_loss_that_was_trained_and_the_build_facts(tmp_path: Pat
     gate = GateRecord(chosen="averaged", scores={"trained": 0.5, "averaged": 0.52, "base": 0.49})
     write_build(tmp_path, training_record(), gate)
     card = render_card(tmp_path, corpus="corpus.jsonl", config=card_config())
-    assert "Loss: `cached_mnrl` inside MatryoshkaLoss" in card
-    assert "MultipleNegativesRankingLoss inside" not in card
+    assert "Loss: CachedMultipleNegativesRankingLoss inside MatryoshkaLoss" in card
     assert "early stopping on dev loss" in card
     assert "(12 documents, 40 chunks of at most" in card
     assert "nDCG@10 trained 0.5000, averaged 0.5200, base 0.4900." in card
@@ -68,5 +67,14 @@ def test_card_of_a_build_without_gate_record_or_early_stopping(tmp_path: Path) -
     card = path.read_text(encoding="utf-8")
     assert path == tmp_path / "model" / "README.md"
     assert "## Quality gate" not in card
-    assert "Loss: `mnrl` inside MatryoshkaLoss (sentence-transformers), no-duplicates batches, no early stopping" in card
+    assert "Loss: MultipleNegativesRankingLoss inside MatryoshkaLoss (sentence-transformers), no-duplicates batches, " \
+           "no early stopping" in card
     assert json.loads((tmp_path / "model" / "fieldtune.json").read_text())["config"]["loss"] == "mnrl"
+
+
+def test_card_names_a_loss_this_version_does_not_know_by_its_recorded_name(tmp_path: Path) -> None:
+    record = training_record()
+    record["config"] = {**record["config"], "loss": "margin_mse_from_the_future"}
+    write_build(tmp_path, record, None)
+    card = render_card(tmp_path, corpus="corpus.jsonl", config=card_config())
+    assert "Loss: `margin_mse_from_the_future` inside MatryoshkaLoss" in card

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from fieldtune.bm25 import BM25Index
 from fieldtune.encoding import Encoder, Precision, document_text, truncate
 from fieldtune.types import EvalSet, Run
 
@@ -41,7 +42,8 @@ def self_hits(data: EvalSet, query_ids: list[str]) -> set[str]:
     return {q for q in query_ids if q in data.corpus and data.qrels.get(q, {}).get(q, 0) <= 0}
 
 
-def top_k_run(scores: np.ndarray, query_ids: list[str], doc_ids: list[str], k: int, exclude_own: set[str] | None = None) -> Run:
+def top_k_run(scores: np.ndarray, query_ids: list[str], doc_ids: list[str], k: int,
+              exclude_own: set[str] | None = None) -> Run:
     """Keep the ``k`` best documents per query row of ``scores``, dropping the query's own id where listed."""
     doc_index = {doc: i for i, doc in enumerate(doc_ids)}
     run: Run = {}
@@ -110,8 +112,6 @@ class BM25System:
     kind: str = "bm25"
 
     def runs(self, data: EvalSet, query_ids: list[str]) -> dict[str, Run]:
-        from fieldtune.bm25 import BM25Index
-
         doc_ids = list(data.corpus)
         index = BM25Index([document_text(data.corpus[d].title, data.corpus[d].text) for d in doc_ids])
         indices, scores = index.search([data.queries[q] for q in query_ids], k=self.depth + 1)
@@ -119,7 +119,7 @@ class BM25System:
         excluded = self_hits(data, query_ids)
         for row, qid in enumerate(query_ids):
             hits = {}
-            for i, score in zip(indices[row], scores[row]):
+            for i, score in zip(indices[row], scores[row], strict=True):
                 doc = doc_ids[int(i)]
                 if not (doc == qid and qid in excluded) and score > 0 and len(hits) < self.depth:
                     hits[doc] = float(score)
