@@ -18,16 +18,19 @@ Adding a backend (a Ray one, say)
 ---------------------------------
 Write ``fieldtune/encoders/ray.py`` with a class that has the
 :class:`EncoderBackend` methods (``encode_query`` / ``encode_document`` sending
-batches to Ray workers, say) and a ``load(ref, precision)`` function returning
-it; it imports nothing from this package (a Protocol is matched by shape, and
-an import back here would be a cycle). Then register it below with one line::
+batches to Ray workers) and two functions, as the other backend modules have:
+``handles(ref)`` (``False``: Ray is chosen by name, ``Encoder(...,
+backend="ray")``, not by what the model directory holds) and ``load(ref,
+precision)`` (importing ``ray`` there, through
+:func:`fieldtune.errors.require_extra`, since it is an optional extra). The
+module imports nothing from this package: a Protocol is matched by shape, and
+an import back here would be a cycle. Then add ``ray`` to the import of the
+backend modules below and register it with one line::
 
-    ENCODER_BACKENDS.register("ray", BackendSpec(handles=_never, load=ray.load))
+    ENCODER_BACKENDS.register("ray", BackendSpec(handles=ray.handles, load=ray.load))
 
-``handles=_never`` because a Ray backend is chosen by name (``Encoder(...,
-backend="ray")``), not by what the model directory holds. The cache
-fingerprint is the model's weights, the precision and ``max_seq_length``: a
-backend that embeds the same model with the same precision the same way
+The cache fingerprint is the model's weights, the precision and
+``max_seq_length``: a backend that embeds the same model at the same precision
 shares cached embeddings with the others, which is what one wants.
 """
 
@@ -47,10 +50,15 @@ from fieldtune.registry import Registry, UnknownNameError
 class EncoderBackend(Protocol):
     """A loaded model that embeds texts (see the module docstring)."""
 
-    #: Tokens kept per text; part of the cache fingerprint.
-    max_seq_length: int
-    #: The model's Hugging Face tokenizer (chunking measures text in the model's tokens).
-    tokenizer: Any
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens kept per text; part of the cache fingerprint."""
+        ...
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's Hugging Face tokenizer (chunking measures text in the model's tokens)."""
+        ...
 
     def get_embedding_dimension(self) -> int: ...
 
