@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fieldtune.hardware import threads_for_busy_cpu, torch_threads, warn_if_cpu_busy
 from fieldtune.models import embedding_dimension, load_model
 from fieldtune.training import artifacts
 from fieldtune.training.callbacks import BudgetCallback, ProgressCallback, format_seconds
@@ -34,9 +35,6 @@ from fieldtune.training.runtime import (
     quiet_libraries,
     resolve_hardware,
     time_one_step,
-    torch_threads,
-    threads_for_busy_cpu,
-    warn_if_cpu_busy,
 )
 from fieldtune.training.setup import (
     build_loss,
