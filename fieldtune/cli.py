@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from fieldtune import __version__
-from fieldtune.errors import FieldtuneError
+from fieldtune.errors import FieldtuneError, InputError
 
 app = typer.Typer(
     name="fieldtune",
@@ -24,6 +24,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+#: The environment variable that holds the service's API key (kept out of `ps`, unlike --api-key).
+API_KEY_ENV = "FIELDTUNE_API_KEY"
 
 
 class OnErrorChoice(str, Enum):
@@ -72,7 +76,7 @@ def _parse_dims(text: str | None) -> list[int] | None:
         raise typer.BadParameter(f"--dims takes comma-separated integers such as 384,256,128,64, got {text!r}") from None
     if not dims or any(d < 1 for d in dims):
         raise typer.BadParameter("--dims must list positive integers")
-    return dims
+    return sorted(set(dims), reverse=True)  # largest first: the tables lead with it
 
 
 @app.command()
@@ -220,6 +224,11 @@ def search(
     from fieldtune.search.options import check_k
     from fieldtune.search.render import to_json, to_text
 
+    if not query.strip():
+        raise typer.BadParameter(
+            "the query is blank; give the words to search for, e.g. fieldtune search --index I 'heat equation'",
+            param_hint="QUERY",
+        )
     check_k(k)
     SearchMode(mode)  # reject a bad mode before loading anything
     results = Index.open(index).search(query, k=k, mode=mode, dim=dim, documents=not chunks, fusion=fusion)
@@ -231,28 +240,65 @@ def search(
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     index: Annotated[Path, typer.Option("--index", help="Index directory built by `fieldtune index`.")],
     host: Annotated[str, typer.Option(help="Address to listen on (default: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
-    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="FIELDTUNE_API_KEY", show_envvar=True, help="Require this key (header X-API-Key or ?api_key=) on all but /health and the page.")] = None,
+    api_key: Annotated[Optional[str], typer.Option(
+        "--api-key", envvar=API_KEY_ENV, show_envvar=True,
+        help="Require this key (header X-API-Key or ?api_key=) on all but the page and a minimal /health. "
+        "Prefer the environment variable or --api-key-file: a command line shows in `ps`.",
+    )] = None,
+    api_key_file: Annotated[Optional[Path], typer.Option(
+        "--api-key-file", help="Read the API key from the first line of this file.",
+    )] = None,
+    allow_host: Annotated[Optional[list[str]], typer.Option(
+        "--allow-host", help="Also answer requests whose Host is this name (one clients use to reach the server); "
+        "repeat for several, '*' for any. Loopback names and --host are always answered.",
+    )] = None,
     max_query_chars: Annotated[int, typer.Option(help="Longest query accepted, in characters.", min=1)] = 1000,
 ) -> None:
     """Serve search over HTTP: a web page at /, JSON at /search, /documents/{id}, /health."""
     try:
         import uvicorn
 
-        from fieldtune.search.service import create_app
+        from fieldtune.search.guards import LOOPBACK_HOSTS, allowed_hosts
+        from fieldtune.search.service import create_app, server_options
     except ImportError as error:
         raise FieldtuneError(f"{error} (pip install 'fieldtune[serve]')") from error
     from fieldtune.search import Index
 
+    on_command_line = ctx.get_parameter_source("api_key").name == "COMMANDLINE"
+    key = _api_key(api_key, api_key_file, on_command_line=on_command_line)
+    hosts = allowed_hosts(host, allow_host or [])
     search_index = Index.open(index)
     search_index.search("warm up", k=1, mode="dense")  # load the model before the first request
-    if host not in {"127.0.0.1", "localhost", "::1"} and not api_key:
-        _echo_err(f"warning: serving on {host} without --api-key; anyone who can reach it can search")
+    if host not in LOOPBACK_HOSTS and not key:
+        _echo_err(f"warning: serving on {host} without an API key; anyone who can reach it can search")
+    if host in {"0.0.0.0", "::"} and not allow_host:
+        _echo_err(f"note: only requests for {', '.join(hosts)} are answered; add --allow-host NAME for each "
+                  "name or address clients use to reach this machine")
     typer.echo(f"serving {index} on http://{host}:{port}/ (Ctrl+C stops)")
-    app_ = create_app(search_index, api_key=api_key, max_query_chars=max_query_chars)
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    app_ = create_app(search_index, api_key=key, max_query_chars=max_query_chars, allowed_hosts=hosts)
+    uvicorn.run(app_, host=host, port=port, log_level="warning", **server_options(app_))
+
+
+def _api_key(given: str | None, path: Path | None, *, on_command_line: bool) -> str | None:
+    """The key from --api-key / $FIELDTUNE_API_KEY or from --api-key-file (one source, not both)."""
+    if given is not None and on_command_line:
+        _echo_err(f"warning: a key given with --api-key shows in `ps`; set {API_KEY_ENV} or use --api-key-file")
+    if path is None:
+        return given or None
+    if given is not None:
+        raise FieldtuneError(f"both --api-key-file and --api-key (or ${API_KEY_ENV}) give a key; keep one of them")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(path, f"cannot read the API key ({error})", hint="--api-key-file takes a text file") from error
+    key = lines[0].strip() if lines else ""
+    if not key:
+        raise InputError(path, "is empty", hint="put the API key on its first line")
+    return key
 
 
 from fieldtune.cli_build import register as _register_build_commands  # noqa: E402

@@ -17,6 +17,8 @@ from fieldtune.search.service import create_app  # noqa: E402
 from fieldtune.types import Document  # noqa: E402
 
 KEY = "s3cret-key"
+#: The app answers only the host names it is served on (see tests/test_hostile_service.py).
+LOCAL = "http://127.0.0.1"
 TOPICS = [
     (
         "kostka",
@@ -123,12 +125,12 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Index:
 
 @pytest.fixture(scope="module")
 def client(index: Index) -> TestClient:
-    return TestClient(create_app(index), raise_server_exceptions=False)
+    return TestClient(create_app(index), raise_server_exceptions=False, base_url=LOCAL)
 
 
 @pytest.fixture(scope="module")
 def keyed(index: Index) -> TestClient:
-    return TestClient(create_app(index, api_key=KEY), raise_server_exceptions=False)
+    return TestClient(create_app(index, api_key=KEY), raise_server_exceptions=False, base_url=LOCAL)
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
@@ -307,7 +309,7 @@ def test_unexpected_errors_are_a_500_without_traceback(index: Index, monkeypatch
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(index, "search", boom)
-    response = TestClient(app, raise_server_exceptions=False).get(
+    response = TestClient(app, raise_server_exceptions=False, base_url=LOCAL).get(
         "/search", params={"q": "volcano"}
     )
     assert response.status_code == 500
@@ -316,7 +318,7 @@ def test_unexpected_errors_are_a_500_without_traceback(index: Index, monkeypatch
 
 
 def test_search_sees_updates_without_restart(index: Index) -> None:
-    client = TestClient(create_app(index), raise_server_exceptions=False)
+    client = TestClient(create_app(index), raise_server_exceptions=False, base_url=LOCAL)
     new = Document(id="okapi", title="Okapi", text="The okapi is a forest giraffe of the Congo.")
     index.add([new])
     try:

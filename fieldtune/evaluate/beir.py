@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from fieldtune.errors import InputError
-from fieldtune.workdir import atomic_write
 from fieldtune.types import EvalSet, Qrels
+from fieldtune.workdir import atomic_write
 
 
 def _read_queries(path: Path) -> dict[str, str]:
@@ -27,6 +27,11 @@ def _read_queries(path: Path) -> dict[str, str]:
                 raise InputError(path, f"malformed query record ({error})", record=f"line {number}") from error
             if qid in queries:
                 raise InputError(path, f"duplicate query id {qid!r}", record=f"line {number}")
+            if text is None:
+                text = ""  # a blank query: the harness leaves it out and says so
+            if not isinstance(text, str):
+                raise InputError(path, f"query {qid!r} has a {type(text).__name__} as text, not a string",
+                                 record=f"line {number}")
             queries[qid] = text
     if not queries:
         raise InputError(path, "is empty")
@@ -48,7 +53,8 @@ def _read_qrels(path: Path) -> Qrels:
             try:
                 qid, docid, grade = row[0], row[1], int(row[2])
             except (IndexError, ValueError) as error:
-                raise InputError(path, f"expected 'query-id<TAB>corpus-id<TAB>score', got {row!r}", record=f"line {number}") from error
+                raise InputError(path, f"expected 'query-id<TAB>corpus-id<TAB>score', got {row!r}",
+                                 record=f"line {number}") from error
             qrels.setdefault(qid, {})[docid] = grade
     if not qrels:
         raise InputError(path, "has no judgements")

@@ -72,6 +72,20 @@ def _baseline_systems(model: str, baselines: Sequence[str], options: EvalOptions
     return systems
 
 
+def _without_blank_queries(data: EvalSet, query_ids: list[str], source: Path, notes: list[str]) -> list[str]:
+    """The judged queries that have text: a blank one would count as a miss and lower every metric in silence."""
+    kept = [qid for qid in query_ids if data.queries[qid].strip()]
+    blank = [qid for qid in query_ids if not data.queries[qid].strip()]
+    if not kept:
+        raise InputError(source, f"all {len(blank)} judged queries are blank", hint="give each query a text")
+    if blank:
+        shown = ", ".join(blank[:5]) + (" ..." if len(blank) > 5 else "")
+        note = f"{len(blank)} of {len(query_ids)} judged queries are blank and were left out of every score: {shown}"
+        notes.append(note)
+        logger.warning("%s: %s", source, note)
+    return kept
+
+
 def run_evaluation(model: str, data_dir: str | Path, baselines: Sequence[str] = (), options: EvalOptions | None = None,
                    *, data: EvalSet | None = None) -> EvaluationResult:
     """Evaluate ``model`` and ``baselines`` on ``data_dir``; the result's ``to_dict()`` is the ``eval --json`` file."""
@@ -82,6 +96,7 @@ def run_evaluation(model: str, data_dir: str | Path, baselines: Sequence[str] = 
     if not query_ids:
         raise InputError(data_dir, f"split {options.split!r} has no query with a relevant document")
     notes: list[str] = []
+    query_ids = _without_blank_queries(data, query_ids, Path(data_dir) / "queries.jsonl", notes)
     model_name = display_name(model)
     under_test = DenseSystem(name=model_name, model_spec=model, dims=list(options.dims) if options.dims else None,
                              precision=options.precision, use_cache=options.use_cache)

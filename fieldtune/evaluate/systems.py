@@ -18,6 +18,7 @@ import numpy as np
 
 from fieldtune.bm25 import BM25Index
 from fieldtune.encoding import Encoder, Precision, document_text, truncate
+from fieldtune.errors import FieldtuneError
 from fieldtune.types import EvalSet, Run
 
 logger = logging.getLogger("fieldtune.evaluate")
@@ -89,8 +90,11 @@ class DenseSystem:
         if self.clip_dims:
             dims = [d for d in dims if d <= self.dimension] or [self.dimension]
         too_big = [d for d in dims if d > self.dimension or d < 1]
-        if too_big:
-            raise ValueError(f"{self.name}: dimensions {too_big} are outside 1..{self.dimension}")
+        if too_big:  # checked as soon as the model is loaded, before anything is encoded
+            shown = ", ".join(map(str, too_big))
+            example = ",".join(map(str, default_dims(self.dimension)))
+            raise FieldtuneError(f"dimensions {shown} are outside 1..{self.dimension}, the dimensions of {self.name}; "
+                                 f"ask for dimensions from 1 to {self.dimension} (--dims), e.g. {example}")
         doc_ids = list(data.corpus)
         doc_texts = [document_text(data.corpus[d].title, data.corpus[d].text) for d in doc_ids]
         logger.info("%s: encoding %d documents and %d queries", self.name, len(doc_ids), len(query_ids))

@@ -4,16 +4,20 @@ Routes (see ``/openapi.json``; ``/docs`` renders it):
 
 * ``GET /search?q=&k=&mode=&dim=&chunks=`` -> ``{query, mode, dim, k, took_ms, results}``;
 * ``GET /documents/{id}`` -> ``{id, title, text, metadata}`` (404 for an unknown id);
-* ``GET /health`` -> ``{status, auth_required, defaults, limits, index: Index.info()}``;
+* ``GET /health`` -> ``{status, auth_required, defaults, limits, index: Index.info()}``
+  (with an API key and a request without it: ``{status, auth_required}`` only, so
+  the paths of the corpus, the model and the index stay behind the key);
 * ``GET /`` and ``/static/...`` -> the search page (plain HTML, JavaScript and CSS).
 
 With an API key, every request except ``/health``, the page and its assets must
-carry it as header ``X-API-Key`` or as ``?api_key=``; otherwise 401.
+carry it as header ``X-API-Key`` or as ``?api_key=``; otherwise 401. A request
+whose ``Host`` is not one of the allowed names is answered 421 (DNS rebinding),
+and one whose URL is over the limit 414 (see :mod:`fieldtune.search.guards`).
 
 Every error is JSON ``{"error": code, "message": text}``, plus ``parameter``
 and ``allowed`` when one query parameter is at fault: 422 for a bad parameter,
 400 for any other :class:`SearchOptionError`, 404 for an unknown document or
-route, 401 for a missing or wrong key, and 500 (without a traceback; it is
+route, 401 for a missing or wrong key, 414 and 421 as above, and 500 (without a traceback; it is
 logged) for anything unexpected.
 
 Concurrency: the endpoints are plain ``def`` functions, so Starlette runs them
@@ -25,17 +29,25 @@ encode call itself, so a search sees the index before or after an update.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
+from fieldtune.search.guards import (
+    LOOPBACK_HOSTS,
+    ApiKeyMiddleware,
+    HostGuard,
+    UrlLengthGuard,
+    h11_limit,
+    max_url_bytes,
+    request_has_key,
+)
 from fieldtune.search.index import Index
 from fieldtune.search.options import MAX_K, SearchMode, SearchOptionError, UnknownDocumentError
 
@@ -57,10 +69,6 @@ STATIC = Path(__file__).with_name("static")
 DEFAULT_MODE = SearchMode.HYBRID
 DEFAULT_K = 10
 MAX_QUERY_CHARS = 1000
-API_KEY_HEADER = "X-API-Key"
-#: Paths served without the API key (the page must load so the user can type the key).
-OPEN_PATHS = frozenset({"/", "/health", "/favicon.ico"})
-OPEN_PREFIXES = ("/static/",)
 PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -87,6 +95,11 @@ class Service:
     api_key: str | None
     max_query_chars: int
 
+    @property
+    def key_bytes(self) -> bytes:
+        """The API key as the guards compare it (empty when none is set)."""
+        return (self.api_key or "").encode("utf-8")
+
     def allowed(self, parameter: str) -> Any:
         """What ``parameter`` accepts, for error bodies (dims come from the live index)."""
         return {
@@ -99,9 +112,18 @@ class Service:
 
 
 def create_app(
-    index: Index, *, api_key: str | None = None, max_query_chars: int = MAX_QUERY_CHARS
+    index: Index,
+    *,
+    api_key: str | None = None,
+    max_query_chars: int = MAX_QUERY_CHARS,
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
 ) -> FastAPI:
-    """The search app over ``index``; ``api_key`` (if set) guards all but health and the page."""
+    """The search app over ``index``; ``api_key`` (if set) guards all but health and the page.
+
+    ``allowed_hosts`` are the ``Host`` names it answers for (``"*"``: any); the default
+    suits a server bound to loopback, and ``fieldtune serve`` adds its ``--host`` and
+    ``--allow-host`` names (:func:`fieldtune.search.guards.allowed_hosts`).
+    """
     if max_query_chars < 1:
         raise SearchOptionError(f"max_query_chars must be at least 1 (got {max_query_chars})")
     app = FastAPI(
@@ -115,9 +137,17 @@ def create_app(
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_error_handlers(app)
+    # Starlette runs the middleware added last first: URL length, then Host, then the key.
     if api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=api_key)
+    app.add_middleware(HostGuard, hosts=tuple(allowed_hosts))
+    app.add_middleware(UrlLengthGuard, max_bytes=max_url_bytes(max_query_chars))
     return app
+
+
+def server_options(app: FastAPI) -> dict[str, Any]:
+    """uvicorn settings the app's limits need: room for a long URL to reach the 414 answer."""
+    return {"h11_max_incomplete_event_size": h11_limit(app.state.service.max_query_chars)}
 
 
 def _version() -> str:
@@ -173,8 +203,10 @@ def document(service: ServiceDep, doc_id: str) -> dict[str, Any]:
     return {"id": doc.id, "title": doc.title, "text": doc.text, "metadata": doc.metadata}
 
 
-@router.get("/health", summary="Liveness, defaults, limits and the index's manifest")
-def health(service: ServiceDep) -> dict[str, Any]:
+@router.get("/health", summary="Liveness; with the key (if set): defaults, limits, the index")
+def health(service: ServiceDep, request: Request) -> dict[str, Any]:
+    if service.api_key is not None and not request_has_key(request.scope, service.key_bytes):
+        return {"status": "ok", "auth_required": True}
     index = service.index
     return {
         "status": "ok",
@@ -268,46 +300,6 @@ def _describe(allowed: Any) -> str:
     return str(allowed)
 
 
-# -- API key -----------------------------------------------------------------------------------
-
-
-class ApiKeyMiddleware:
-    """Reject requests without the API key (header ``X-API-Key`` or ``?api_key=``) with 401.
-
-    ``/health``, the page and ``/static/`` stay open so the page can ask for the key.
-    A plain ASGI middleware: it adds no task or thread per request.
-    """
-
-    def __init__(self, app: Any, *, api_key: str) -> None:
-        self.app = app
-        self._key = api_key.encode("utf-8")
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or _is_open(scope["path"]) or self._authorised(scope):
-            await self.app(scope, receive, send)
-            return
-        response = _error(
-            401,
-            "unauthorized",
-            f"this server needs an API key: send header {API_KEY_HEADER} or ?api_key=",
-        )
-        response.headers["WWW-Authenticate"] = API_KEY_HEADER
-        await response(scope, receive, send)
-
-    def _authorised(self, scope: dict[str, Any]) -> bool:
-        header = API_KEY_HEADER.lower().encode("latin-1")
-        given = next((v for k, v in scope.get("headers", []) if k.lower() == header), None)
-        if given is None:
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            values = query.get("api_key")
-            given = values[-1].encode("utf-8") if values else None
-        return given is not None and hmac.compare_digest(given, self._key)
-
-
-def _is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
-
-
 # -- running in a background thread (tests, benchmarks) --------------------------------------
 
 
@@ -325,7 +317,9 @@ def serve_in_background(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", **server_options(app)
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -7,6 +7,9 @@
 
 (function () {
   const KEY_STORAGE = "fieldtune-api-key";
+  // The modes every index offers; shown until /health (behind the key, if one is set) lists them.
+  const ALL_MODES = ["dense", "bm25", "hybrid"];
+  const DEFAULT_MODE = "hybrid";
   const $ = (id) => document.getElementById(id);
   const els = {
     form: $("search-form"), q: $("q"), mode: $("mode"), dim: $("dim"), k: $("k"),
@@ -201,23 +204,35 @@
       }
     });
     window.addEventListener("hashchange", route);
+    let detailed = false;
+    // Without the key /health says only that the server is up: read the rest once the key is typed.
+    els.key.addEventListener("change", () => {
+      if (!detailed && els.key.value.trim()) loadInfo().then((d) => { detailed = d; }, () => {});
+    });
     try {
-      const health = await api("health");
-      const index = health.index || {};
-      els.keyLabel.hidden = !health.auth_required && !els.key.value;
-      els.mode.replaceChildren(...(index.modes || ["hybrid"]).map(
-        (m) => option(m, m, m === health.defaults.mode)));
-      els.dim.replaceChildren(...(index.dims || []).map(
-        (d, i) => option(d, i === 0 ? d + " (full)" : String(d), i === 0)));
-      els.k.value = String(health.defaults.k || 10);
-      const counts = index.counts || {};
-      const model = index.model && index.model.spec ? index.model.spec : "";
-      els.info.textContent = [counts.documents + " documents", model, index.dimension + " dimensions"]
-        .filter((part) => part && !String(part).startsWith("undefined")).join(" · ");
+      detailed = await loadInfo();
     } catch (err) {
       showError(err.message);
     }
     route();
+  }
+
+  // Fill the mode, dimension and k controls and the index line from /health; true if it had the details.
+  async function loadInfo() {
+    const health = await api("health");
+    const index = health.index || {};
+    const defaults = health.defaults || {};
+    els.keyLabel.hidden = !health.auth_required && !els.key.value;
+    els.mode.replaceChildren(...(index.modes || ALL_MODES).map(
+      (m) => option(m, m, m === (defaults.mode || DEFAULT_MODE))));
+    els.dim.replaceChildren(...(index.dims || []).map(
+      (d, i) => option(d, i === 0 ? d + " (full)" : String(d), i === 0)));
+    els.k.value = String(defaults.k || 10);
+    const counts = index.counts || {};
+    const model = index.model && index.model.spec ? index.model.spec : "";
+    els.info.textContent = [counts.documents + " documents", model, index.dimension + " dimensions"]
+      .filter((part) => part && !String(part).startsWith("undefined")).join(" · ");
+    return Boolean(health.index);
   }
 
   init();
