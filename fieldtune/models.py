@@ -144,8 +144,8 @@ def resolve_model(spec: str, *, allow_hub: bool | None = None) -> ModelRef:
         allow_hub = hub_allowed()
     if not allow_hub or "/" not in spec:
         raise ModelNotFoundError(
-            f"unknown model {spec!r}. Registered models: {_registered_names()}{hint}. "
-            f"A local directory works too; hub ids (owner/name) need {ALLOW_HUB_ENV}=1 in the environment "
+            f"unknown model {spec!r}. Registered models: {_registered_names()}{hint or '.'} "
+            f"A local directory works too, and so does a hub id (owner/name) with {ALLOW_HUB_ENV}=1 set "
             "and a network."
         )
     if not _hub_reachable():
