@@ -148,6 +148,8 @@ class ModelRecord:
     def read(cls, model_dir: str | Path) -> ModelRecord:
         """The record of the model in ``model_dir``; a bad file raises an :class:`InputError` naming it."""
         path = cls.path_in(model_dir)
+        if not path.is_file():
+            raise InputError(path, "no model record here", hint="a directory written by fieldtune's training has one")
         data = _read_object(path)
         try:
             return cls.from_dict(data)

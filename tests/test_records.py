@@ -151,7 +151,9 @@ def test_the_gate_changes_to_a_model_record_keep_the_key_order_of_v0_1() -> None
     assert ModelRecord.from_dict(expected) == kept
 
 
-def test_a_model_record_that_is_not_an_object_is_named(tmp_path: Path) -> None:
+def test_a_missing_or_broken_model_record_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="fieldtune.json: no model record here"):
+        ModelRecord.read(tmp_path)
     (tmp_path / MODEL_RECORD).write_text("[1, 2]")
     with pytest.raises(InputError, match="fieldtune.json: expected a JSON object"):
         ModelRecord.read(tmp_path)
