@@ -56,11 +56,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, ROOT, SHARED_DATA, hardware, hardware_line  # noqa: E402
 
 from fieldtune.search.ann import AnnConfig, AnnIndex  # noqa: E402
-from fieldtune.search.builder import live_batches  # noqa: E402
+from fieldtune.search.backends import StoredVectors  # noqa: E402
+from fieldtune.search.backends.exact import ExactBackend  # noqa: E402
+from fieldtune.search.backends.usearch_hnsw import UsearchBackend  # noqa: E402
 from fieldtune.search.fusion import DENSE_WEIGHT  # noqa: E402
 from fieldtune.search.index import CANDIDATES  # noqa: E402
+from fieldtune.search.manifest import DenseSettings, IndexManifest  # noqa: E402
 from fieldtune.search.options import Storage  # noqa: E402
-from fieldtune.search.retrieval import dense_hits, exact_candidates  # noqa: E402
+from fieldtune.search.retrieval import dense_hits  # noqa: E402
 from fieldtune.search.state import IndexState  # noqa: E402
 from fieldtune.search.store import Segment, VectorStore, quantize, write_segment  # noqa: E402
 from fieldtune.types import Chunk, Document  # noqa: E402
@@ -147,20 +150,12 @@ def write_vectors(directory: Path, vectors: np.ndarray) -> Segment:
 
 def state_of(store: VectorStore, ann: AnnIndex | None) -> IndexState:
     rows = store.rows
-    manifest = {"dimension": DIM, "dims": DIMS}
+    manifest = IndexManifest(dimension=DIM, dims=tuple(DIMS))
+    vectors = StoredVectors(store, np.zeros(rows, dtype=bool), DIM)
+    settings = DenseSettings(threshold=0)
+    backend = ExactBackend(vectors) if ann is None else UsearchBackend(ann, vectors, settings)
     empty = np.zeros(0, dtype=np.int64)
-    return IndexState(
-        Path("."),
-        manifest,
-        store,
-        np.zeros(rows, dtype=bool),
-        np.arange(rows),
-        [],
-        {},
-        None,
-        empty,
-        ann,
-    )
+    return IndexState(Path("."), manifest, vectors, np.arange(rows), [], {}, None, empty, backend)
 
 
 def timed(fn, repeats: list[Any]) -> tuple[list[Any], np.ndarray]:
@@ -209,7 +204,7 @@ def synthetic(n: int, args: argparse.Namespace, kind: str) -> dict[str, Any]:
     exact_state = state_of(store, None)
     sample = queries[: args.exact_queries]
     found, seconds = timed(
-        lambda q: exact_candidates(exact_state, q[None], 10, DIM)[0].keys, sample
+        lambda q: exact_state.backend.search(q[None], 10, DIM)[0].keys, sample
     )
     result["exact_int8"] = {
         **latency(seconds),
@@ -235,7 +230,7 @@ def synthetic(n: int, args: argparse.Namespace, kind: str) -> dict[str, Any]:
     started = time.perf_counter()
     graph = AnnIndex.build(
         DIM,
-        live_batches(store, np.zeros(store.rows, dtype=bool)),  # what Index.build feeds it
+        StoredVectors(store, np.zeros(store.rows, dtype=bool), DIM).live_batches(),  # as Index.build
         config,
         rows=store.rows,
     )

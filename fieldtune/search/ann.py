@@ -18,14 +18,14 @@ the graph find the same neighbours with a narrower beam and fewer bytes read
 per distance (on 200k rows: recall@10 0.941 -> 0.948 at beam 384, p50 2.5 ->
 2.2 ms).
 
-The graph only proposes candidates: :class:`~fieldtune.search.index.Index`
+The graph only proposes candidates: the index's ``usearch`` backend
+(:mod:`fieldtune.search.backends.usearch_hnsw`) filters out deleted rows
+(asking for more candidates while too few live ones come back) and the index
 rescores them exactly against the stored vectors, so the scores a user sees
 are the same cosines exact search computes, and only the candidate set is
-approximate. Deleted rows are filtered out of the graph's answers (the search
-asks for more candidates while too few live ones come back); ``add`` writes a
-new graph directory with the deleted keys removed and the new rows inserted
-(into the smallest shard), so a saved graph is never modified and readers can
-memory-map it.
+approximate. An ``add`` writes a new graph directory with the deleted keys
+removed and the new rows inserted (into the smallest shard), so a saved
+graph is never modified and readers can memory-map it.
 
 The search beam (``expansion_search``) is chosen from the rows per shard
 unless set; :func:`auto_expansion` interpolates between measured points.
@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fieldtune.rotation import principal_rotation
 
 logger = logging.getLogger("fieldtune.search")
 
@@ -209,8 +211,6 @@ class AnnIndex:
         """
         if self._layout is None or self.scale is not None or not len(vectors):
             return  # an opened graph (or one already fitted) keeps its projection and scale
-        from fieldtune.rotation import principal_rotation
-
         dimension, count = self._layout
         sample = np.asarray(vectors[:FIT_ROWS], dtype=np.float32)
         if self.config.graph_energy < 1.0 and len(sample) >= 10 * dimension:

@@ -1,41 +1,49 @@
 """Writing index generations: the first build, adding documents, deleting documents.
 
 Each function writes new files only (a segment for new chunks, a generation
-directory, possibly a new HNSW graph) and finishes by atomically replacing
+directory, possibly new files of the dense backend, see
+:mod:`fieldtune.search.backends`) and finishes by atomically replacing
 ``index.json``; see :mod:`fieldtune.search.state` for the layout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from fieldtune import __version__
 from fieldtune.chunking import ChunkingConfig, chunk_documents
 from fieldtune.encoding import Encoder, Precision, document_text, truncate
 from fieldtune.errors import InputError
-from fieldtune.search.ann import AnnConfig, AnnIndex
-from fieldtune.search.options import IndexExistsError, SearchOptionError, Storage
-from fieldtune.search.state import (
-    ANN_DIR,
-    FORMAT,
+from fieldtune.evaluate.systems import default_dims
+from fieldtune.ingest import read_corpus
+from fieldtune.search.ann import AnnConfig
+from fieldtune.search.backends import StoredVectors, next_backend
+from fieldtune.search.manifest import (
     MANIFEST,
+    DenseSettings,
+    IndexCounts,
+    IndexedModel,
+    IndexManifest,
+    SegmentEntry,
+)
+from fieldtune.search.options import IndexExistsError, SearchOptionError, Storage, check_dim
+from fieldtune.search.state import (
     SEGMENTS,
     IndexState,
-    publish_directory,
+    staged_directory,
     write_generation,
 )
 from fieldtune.search.store import Segment, VectorStore, write_segment
 from fieldtune.types import Chunk, Document
-from fieldtune.workdir import library_versions, write_json
+from fieldtune.version import __version__
+from fieldtune.workdir import library_versions
 
 logger = logging.getLogger("fieldtune.search")
 
@@ -103,12 +111,10 @@ def fit_dimension(vectors: np.ndarray, dimension: int) -> np.ndarray:
     return truncate(vectors, dimension) if vectors.shape[1] > dimension else vectors
 
 
-def query_encoder(manifest: dict[str, Any]) -> Encoder:
+def query_encoder(manifest: IndexManifest) -> Encoder:
     """The encoder an index was built with (bundled and hub models by name, local ones by path)."""
-    model = manifest["model"]
-    spec = model["location"] if model["kind"] == "local" else model["spec"]
     return Encoder(
-        spec, precision=manifest.get("precision", "fp32"), use_cache=False, show_progress=False
+        manifest.model.load_spec, precision=manifest.precision, use_cache=False, show_progress=False
     )
 
 
@@ -135,61 +141,43 @@ def _write_new_segment(
     documents: list[Document],
     chunks: list[Chunk],
     vectors: np.ndarray,
-    manifest: dict[str, Any],
+    manifest: IndexManifest,
 ) -> Segment:
-    storage, dims = Storage(manifest["storage"]), list(manifest["dims"])
-    tmp = root / SEGMENTS / f".tmp-{name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        write_segment(tmp, documents, chunks, vectors, storage=storage, dims=dims)
-        publish_directory(tmp, root / SEGMENTS / name)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Segment(root / SEGMENTS / name, storage, dims)
+    dims = list(manifest.dims)
+    with staged_directory(root / SEGMENTS / name) as tmp:
+        write_segment(tmp, documents, chunks, vectors, storage=manifest.storage, dims=dims)
+    return Segment(root / SEGMENTS / name, manifest.storage, dims)
 
 
 def _base_manifest(
     options: BuildOptions, encoder: Encoder, dimension: int, source: str
-) -> dict[str, Any]:
-    from fieldtune.evaluate.systems import default_dims
-
+) -> IndexManifest:
+    """The manifest of a new index before its first generation is committed."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     versions = library_versions()
-    try:
-        from importlib.metadata import version
-
+    with contextlib.suppress(PackageNotFoundError):  # usearch is an optional dependency
         versions["usearch"] = version("usearch")
-    except Exception:  # noqa: BLE001 - optional dependency
-        pass
-    return {
-        "format": FORMAT,
-        "fieldtune_version": __version__,
-        "created": now,
-        "updated": now,
-        "source": source,
-        "model": {"spec": encoder.spec, "location": encoder.ref.location, "kind": encoder.ref.kind},
-        "precision": options.precision.value,
-        "model_dimension": encoder.dimension,
-        "dimension": dimension,
-        "dims": default_dims(dimension),
-        "storage": options.storage.value,
-        "chunking": {
-            "max_tokens": options.chunking.max_tokens,
-            "overlap": options.chunking.overlap,
-        },
-        "ann": {"threshold": options.ann_threshold, "config": options.ann.to_dict(), "file": None},
-        "versions": versions,
-    }
+    return IndexManifest(
+        fieldtune_version=__version__,
+        created=now,
+        updated=now,
+        source=source,
+        model=IndexedModel(encoder.spec, encoder.ref.location, encoder.ref.kind),
+        precision=options.precision.value,
+        model_dimension=encoder.dimension,
+        dimension=dimension,
+        dims=tuple(default_dims(dimension)),
+        storage=options.storage,
+        chunking={"max_tokens": options.chunking.max_tokens, "overlap": options.chunking.overlap},
+        ann=DenseSettings(options.ann_threshold, options.ann.to_dict()),
+        versions=versions,
+    )
 
 
 def build_index(
     corpus: str | Path | list[Document], out: Path, options: BuildOptions
 ) -> tuple[Path, Encoder]:
     """Write a complete index at ``out`` (built beside it, then renamed into place)."""
-    from fieldtune.evaluate.systems import default_dims
-    from fieldtune.ingest import read_corpus
-
     out = out.expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         what = "an index" if (out / MANIFEST).exists() else "files"
@@ -204,189 +192,108 @@ def build_index(
         if not documents:
             raise InputError("documents", "no documents to index")
     encoder = Encoder(options.model, precision=options.precision, show_progress=options.progress)
-    model_dimension = encoder.dimension
-    dimension = options.dim or model_dimension
-    if dimension not in default_dims(model_dimension):
-        allowed = ", ".join(str(d) for d in default_dims(model_dimension))
-        raise SearchOptionError(f"dim must be one of: {allowed} (got {options.dim!r})")
-    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
+    dimension = check_dim(options.dim or None, default_dims(encoder.dimension))
+    with staged_directory(out, out.parent / f".{out.name}.building-{os.getpid()}") as tmp:
         manifest = _base_manifest(options, encoder, dimension, source)
         chunks, vectors = _chunk_and_encode(documents, encoder, options.chunking, dimension)
         segment = _write_new_segment(tmp, "000001", documents, chunks, vectors, manifest)
         store = VectorStore([segment])
-        commit(tmp, manifest, store, np.zeros(store.rows, dtype=bool), generation=1)
+        commit(tmp, manifest, store, np.zeros(store.rows, dtype=bool))
         store.close()
         if out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            out.rmdir()  # the empty directory we were given; fails if anything appeared in it
     logger.info("index of %d documents, %d chunks written to %s", len(documents), len(chunks), out)
     return out, encoder
 
 
 def add_documents(
     root: Path, state: IndexState, documents: list[Document], encoder: Encoder
-) -> dict[str, Any]:
+) -> IndexManifest:
     """Publish a generation with ``documents`` added (same ids replaced); return its manifest."""
     manifest = state.manifest
-    chunking = ChunkingConfig(**manifest["chunking"])
+    chunking = ChunkingConfig(**manifest.chunking)
     chunks, vectors = _chunk_and_encode(documents, encoder, chunking, state.dimension)
-    generation = int(manifest["generation"]) + 1
-    segment = _write_new_segment(root, f"{generation:06d}", documents, chunks, vectors, manifest)
+    name = f"{manifest.generation + 1:06d}"
+    segment = _write_new_segment(root, name, documents, chunks, vectors, manifest)
     store = VectorStore([*state.store.segments, segment])
     deleted = np.zeros(store.rows, dtype=bool)
     deleted[: state.store.rows] = state.deleted
     replaced = {state.doc_index[d.id] for d in documents if d.id in state.doc_index}
     if replaced:
-        old = np.isin(state.row_docs, list(replaced))
-        deleted[: state.store.rows] |= old
-    newly_deleted = np.flatnonzero(deleted[: state.store.rows] & ~state.deleted)
-    return commit(
-        root,
-        manifest,
-        store,
-        deleted,
-        generation=generation,
-        previous=state,
-        newly_deleted=newly_deleted,
-    )
+        deleted[: state.store.rows] |= np.isin(state.row_docs, list(replaced))
+    return commit(root, manifest, store, deleted, previous=state)
 
 
-def delete_documents(root: Path, state: IndexState, ordinals: list[int]) -> dict[str, Any]:
+def delete_documents(root: Path, state: IndexState, ordinals: list[int]) -> IndexManifest:
     """Publish a generation without the documents ``ordinals``; returns its manifest."""
-    doomed = np.isin(state.row_docs, ordinals) & ~state.deleted
-    deleted = state.deleted | doomed
-    generation = int(state.manifest["generation"]) + 1
-    return commit(
-        root,
-        state.manifest,
-        state.store,
-        deleted,
-        generation=generation,
-        previous=state,
-        newly_deleted=np.flatnonzero(doomed),
-    )
+    deleted = state.deleted | np.isin(state.row_docs, ordinals)
+    return commit(root, state.manifest, state.store, deleted, previous=state)
 
 
 def _live_texts(store: VectorStore, deleted: np.ndarray) -> tuple[list[str], list[int]]:
-    from fieldtune.workdir import read_jsonl
-
     texts, rows = [], []
-    for offset, segment in zip(store.starts[:-1].tolist(), store.segments, strict=True):
-        for local, record in enumerate(read_jsonl(segment.chunks.path)):
+    for offset, segment in store.offsets():
+        for local, record in enumerate(segment.chunks):
             if not deleted[offset + local]:
                 texts.append(document_text(record.get("title", ""), record["text"]))
                 rows.append(offset + local)
     return texts, rows
 
 
-def live_batches(
-    store: VectorStore, deleted: np.ndarray, first_row: int = 0
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(global rows, unit vectors) of live rows at or after ``first_row``, block by block."""
-    for offset, segment, start, stop in store.blocks():
-        keys = np.arange(offset, offset + stop - start)
-        keep = ~deleted[keys] & (keys >= first_row)
-        if keep.any():
-            yield keys[keep], segment.dequantized(start, stop)[keep]
-
-
-def _graph(
-    root: Path,
-    name: str,
-    manifest: dict[str, Any],
-    store: VectorStore,
-    deleted: np.ndarray,
-    previous: IndexState | None,
-    newly_deleted: np.ndarray,
-) -> str | None:
-    """The HNSW graph file of the new generation, or None below the size threshold."""
-    ann = manifest["ann"]
-    live = int(store.rows - deleted.sum())
-    if live <= int(ann["threshold"]):
-        return None
-    old = previous.ann if previous is not None else None
-    if old is not None and previous is not None and previous.store.rows == store.rows:
-        return ann[
-            "file"
-        ]  # delete only: the old graph stays, deleted rows are filtered at search time
-    started = time.perf_counter()
-    if old is not None and previous is not None and old.scale is not None:
-        graph = old.writable_copy()
-        graph.remove(newly_deleted)
-        graph.add_batches(live_batches(store, deleted, previous.store.rows))
-    else:  # no graph yet, or one of format 1 (float-converted), which is rebuilt
-        graph = AnnIndex.build(
-            int(manifest["dimension"]),
-            live_batches(store, deleted),
-            AnnConfig.from_dict(ann["config"]),
-            rows=live,
-        )
-    relative = f"{ANN_DIR}/{name}.graph"
-    graph.save(root / relative)
-    logger.info("HNSW graph of %d rows written in %.1fs", len(graph), time.perf_counter() - started)
-    return relative
+def _live_documents(store: VectorStore, deleted: np.ndarray) -> int:
+    live = 0
+    for offset, segment in store.offsets():
+        docs = np.asarray(segment.chunk_docs)[~deleted[offset : offset + segment.rows]]
+        live += len(np.unique(docs))
+    return live
 
 
 def commit(
     root: Path,
-    manifest: dict[str, Any],
+    manifest: IndexManifest,
     store: VectorStore,
     deleted: np.ndarray,
     *,
-    generation: int,
     previous: IndexState | None = None,
-    newly_deleted: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Write generation ``generation`` (tombstones, BM25, graph) and then the manifest naming it."""
+) -> IndexManifest:
+    """Write the generation after ``manifest``'s (tombstones, BM25, dense backend files), then
+    the manifest naming it. ``previous``: the generation it updates (None for a new index)."""
+    generation = manifest.generation + 1
     name = f"{generation:06d}"
     texts, rows = _live_texts(store, deleted)
     has_bm25 = write_generation(
         root, name, np.flatnonzero(deleted), texts, np.asarray(rows, dtype=np.int64)
     )
-    empty = np.zeros(0, dtype=np.int64)
-    ann_file = _graph(
-        root,
-        name,
+    vectors = StoredVectors(store, deleted, manifest.dimension)
+    if previous is None:
+        backend = next_backend(manifest.ann, vectors)
+    else:
+        old_rows = previous.store.rows
+        backend = next_backend(
+            manifest.ann,
+            vectors,
+            previous.backend,
+            first_new_row=old_rows,
+            removed=np.flatnonzero(deleted[:old_rows] & ~previous.deleted),
+        )
+    new = replace(
         manifest,
-        store,
-        deleted,
-        previous,
-        empty if newly_deleted is None else newly_deleted,
-    )
-    live_docs = _live_documents(store, deleted)
-    new = {
-        **manifest,
-        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "generation": generation,
-        "generation_dir": f"generations/{name}",
-        "segments": [
-            {"name": f"{SEGMENTS}/{s.directory.name}", "rows": s.rows, "documents": len(s.doc_ids)}
+        updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        generation=generation,
+        generation_dir=f"generations/{name}",
+        segments=tuple(
+            SegmentEntry(f"{SEGMENTS}/{s.directory.name}", s.rows, len(s.doc_ids))
             for s in store.segments
-        ],
-        "bm25": has_bm25,
-        "ann": {**manifest["ann"], "file": ann_file},
-        "counts": {
-            "documents": live_docs,
-            "chunks": len(rows),
-            "rows": store.rows,
-            "deleted_rows": int(deleted.sum()),
-            "segments": len(store.segments),
-        },
-    }
-    write_json(root / MANIFEST, new)
+        ),
+        bm25=has_bm25,
+        ann=replace(manifest.ann, file=backend.save(root, name)),
+        counts=IndexCounts(
+            documents=_live_documents(store, deleted),
+            chunks=len(rows),
+            rows=store.rows,
+            deleted_rows=int(deleted.sum()),
+            segments=len(store.segments),
+        ),
+    )
+    new.write(root)
     return new
-
-
-def _live_documents(store: VectorStore, deleted: np.ndarray) -> int:
-    total, live = 0, 0
-    for offset, segment in zip(store.starts[:-1].tolist(), store.segments, strict=True):
-        docs = np.asarray(segment.chunk_docs)[~deleted[offset : offset + segment.rows]]
-        live += len(np.unique(docs))
-        total += len(segment.doc_ids)
-    return live

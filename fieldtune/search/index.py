@@ -48,11 +48,13 @@ from fieldtune.search.fusion import (
     by_document,
     fuse,
 )
+from fieldtune.search.manifest import IndexManifest
 from fieldtune.search.options import (
     Fusion,
     SearchMode,
     SearchOptionError,
     UnknownDocumentError,
+    check_dim,
     check_k,
 )
 from fieldtune.search.retrieval import bm25_hits, dense_hits
@@ -64,7 +66,6 @@ from fieldtune.search.state import (
     file_lock,
     load_current,
     manifest_stamp,
-    read_manifest,
 )
 from fieldtune.types import Document
 
@@ -173,13 +174,13 @@ class Index:
     # -- properties ----------------------------------------------------------------------------
 
     @property
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> IndexManifest:
         return self._state.manifest
 
     @property
     def dims(self) -> list[int]:
         """Allowed shortlist dimensions: the index's dimension, then powers of two down to 64."""
-        return list(self.manifest["dims"])
+        return list(self.manifest.dims)
 
     @property
     def modes(self) -> list[str]:
@@ -193,8 +194,9 @@ class Index:
         """The manifest plus live counts and options (for a health endpoint)."""
         self._refresh()
         state = self._state
+        backend = state.backend.describe()
         return {
-            **state.manifest,
+            **state.manifest.to_dict(),
             "path": str(self.root),
             "modes": self.modes,
             "fusions": self.fusions,
@@ -204,9 +206,10 @@ class Index:
                 "rrf_k": RRF_K,
                 "candidates": self.candidates,
             },
-            "ann_in_use": state.ann is not None,
-            "ann_expansion_search": state.ann.expansion_search if state.ann else None,
-            "ann_shards": len(state.ann.shards) if state.ann else None,
+            "backend": backend,
+            "ann_in_use": not state.backend.exact,
+            "ann_expansion_search": backend.get("expansion_search"),
+            "ann_shards": backend.get("shards"),
             "storage_bytes": state.store.nbytes(),
         }
 
@@ -242,7 +245,7 @@ class Index:
         fusion = self.fusion if fusion is None else Fusion(fusion)
         queries = self._check_queries(queries)
         self._refresh()
-        dim = self._check_dim(dim)
+        dim = check_dim(dim, self.dims)
         vectors = self._encode_queries(queries) if mode is not SearchMode.BM25 else None
         with self._lock.read():
             state = self._state
@@ -366,22 +369,22 @@ class Index:
     def _writing(self) -> Iterator[IndexState]:
         """Serialise writers (threads and processes) and start from the newest generation."""
         with self._write_mutex, file_lock(self.root):
-            manifest = read_manifest(self.root)
-            if manifest["generation"] != self._state.manifest["generation"]:
-                state = IndexState.load(self.root, manifest)
-                with self._lock.write():
-                    self._state, self._stamp = state, manifest_stamp(self.root)
+            manifest = IndexManifest.read(self.root)
+            if manifest.generation != self._state.manifest.generation:
+                self._swap(IndexState.load(self.root, manifest), manifest_stamp(self.root))
             yield self._state
 
-    def _publish(self, old: IndexState, manifest: dict[str, Any]) -> None:
-        new_state = IndexState.load(self.root, manifest)
-        with self._lock.write():
-            self._state = new_state
-            self._stamp = manifest_stamp(self.root)
+    def _publish(self, old: IndexState, manifest: IndexManifest) -> None:
+        self._swap(IndexState.load(self.root, manifest), manifest_stamp(self.root))
         removed = collect_garbage(self.root, [manifest, old.manifest])
         logger.info(
-            "published generation %s of %s (removed %s)", manifest["generation"], self.root, removed
+            "published generation %s of %s (removed %s)", manifest.generation, self.root, removed
         )
+
+    def _swap(self, state: IndexState, stamp: tuple[int, int, int] | None) -> None:
+        """Make ``state`` the one searches read (after the searches running now finish)."""
+        with self._lock.write():
+            self._state, self._stamp = state, stamp
 
     def _refresh(self) -> None:
         """Reload if another process (or Index object) published a new generation."""
@@ -393,21 +396,8 @@ class Index:
             if stamp == self._stamp:
                 return
             new_state = load_current(self.root)
-            with self._lock.write():
-                self._state, self._stamp = new_state, stamp
-            logger.info("reloaded %s at generation %s", self.root, new_state.manifest["generation"])
-
-    def _check_dim(self, dim: int | None) -> int:
-        if dim is None:
-            return self.dims[0]
-        if (
-            isinstance(dim, bool)
-            or not isinstance(dim, (int, np.integer))
-            or int(dim) not in self.dims
-        ):
-            allowed = ", ".join(str(d) for d in self.dims)
-            raise SearchOptionError(f"dim must be one of: {allowed} (got {dim!r})")
-        return int(dim)
+            self._swap(new_state, stamp)
+            logger.info("reloaded %s at generation %s", self.root, new_state.manifest.generation)
 
     @staticmethod
     def _check_queries(queries: Sequence[str]) -> list[str]:

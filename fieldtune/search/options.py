@@ -8,7 +8,10 @@ the built-in exception a Python caller would expect (``ValueError``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
+
+import numpy as np
 
 from fieldtune.errors import FieldtuneError
 
@@ -106,3 +109,14 @@ def check_k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise SearchOptionError(f"k must be an integer from 1 to {MAX_K} (got {k!r})")
     return k
+
+
+def check_dim(dim: int | None, allowed: Sequence[int]) -> int:
+    """``dim`` as one of the ``allowed`` dimensions (None: the first, the full one), or a
+    :class:`SearchOptionError` listing them (for an index's build and for its searches)."""
+    if dim is None:
+        return int(allowed[0])
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or int(dim) not in allowed:
+        choices = ", ".join(str(d) for d in allowed)
+        raise SearchOptionError(f"dim must be one of: {choices} (got {dim!r})")
+    return int(dim)

@@ -245,11 +245,15 @@ class VectorStore:
         position = int(np.searchsorted(self.starts, row, side="right")) - 1
         return self.segments[position], row - int(self.starts[position])
 
+    def offsets(self) -> Iterator[tuple[int, Segment]]:
+        """(global row of its first chunk, segment) for every segment, in row order."""
+        yield from zip(self.starts[:-1].tolist(), self.segments, strict=True)
+
     def blocks(self) -> Iterator[tuple[int, Segment, int, int]]:
         """(global start, segment, local start, local stop) for every block of rows."""
-        for offset, segment in zip(self.starts[:-1], self.segments, strict=True):
+        for offset, segment in self.offsets():
             for start in range(0, segment.rows, BLOCK_ROWS):
-                yield int(offset) + start, segment, start, min(start + BLOCK_ROWS, segment.rows)
+                yield offset + start, segment, start, min(start + BLOCK_ROWS, segment.rows)
 
     def scores(self, queries: np.ndarray, dim: int) -> np.ndarray:
         """Exact cosines (queries x all rows) at ``dim``; ``queries`` unit-norm at ``dim``."""

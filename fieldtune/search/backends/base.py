@@ -1,0 +1,127 @@
+"""The dense-retrieval seam: what an index backend does, and the registry of backends.
+
+A generation of an index stores its chunk vectors in immutable segments
+(:mod:`fieldtune.search.store`) with a tombstone mask; a *backend* answers
+dense queries over those vectors. :class:`StoredVectors` is what a backend is
+given: the segments' row space, the deleted rows and the stored dimension.
+
+Each backend is one module with one class that follows :class:`VectorBackend`
+and registers itself in :data:`INDEX_BACKENDS`; the package
+``fieldtune.search.backends`` imports every module, so the table is complete,
+and decides which backend a generation uses (:func:`~fieldtune.search.backends.choose`).
+The index code (``state.py``, ``builder.py``, ``retrieval.py``, ``index.py``)
+talks to backends only through this Protocol.
+
+Adding a backend (say pgvector)
+-------------------------------
+Write ``backends/pgvector.py`` with a class whose ``build`` copies the live
+rows of :meth:`StoredVectors.live_batches` into a table keyed by global row
+(one table, or a ``generation`` column, per published generation, so readers
+of the previous generation keep working), whose ``updated`` inserts the rows
+from ``first_new_row`` and deletes ``removed``, whose ``search`` runs
+``ORDER BY embedding <#> query LIMIT count`` (``exact = False``: the index
+rescores against the stored vectors, or set ``exact = True`` for an exact
+``vector`` column), and whose ``save`` returns the table name to record in
+the manifest's ``ann.file``. Register it under ``"pgvector"`` and add the
+import line to ``backends/__init__.py``; ``choose`` then needs to know when to
+pick it (a ``backend`` key in the manifest's ``ann`` section, set from
+``fieldtune index --store pgvector``, is the natural switch; opening reads it
+in :func:`~fieldtune.search.backends.stored_backend`). A store that also
+keeps the chunk records and metadata in PostgreSQL is a wider seam than this
+one (segments would move too); this Protocol keeps the vectors' side of it
+separate so that step only replaces :class:`StoredVectors`' source.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from fieldtune.registry import Registry
+from fieldtune.search.fusion import Hits
+from fieldtune.search.manifest import DenseSettings
+from fieldtune.search.store import VectorStore
+
+#: Folder of an index directory that holds the backends' files (one entry per generation that
+#: changed them), collected with the segments and generations no manifest needs.
+BACKEND_DIR = "ann"
+
+
+@dataclass(frozen=True)
+class StoredVectors:
+    """The vectors of one generation: all segments' rows, which are deleted, and their width."""
+
+    store: VectorStore
+    deleted: np.ndarray  # bool per global row
+    dimension: int
+
+    @functools.cached_property
+    def deleted_rows(self) -> int:
+        """Rows deleted but still stored (counted once: a generation is never modified)."""
+        return int(self.deleted.sum())
+
+    @property
+    def live_rows(self) -> int:
+        return int(self.store.rows - self.deleted_rows)
+
+    def live_batches(self, first_row: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(global rows, unit vectors) of live rows at or after ``first_row``, block by block."""
+        for offset, segment, start, stop in self.store.blocks():
+            keys = np.arange(offset, offset + stop - start)
+            keep = ~self.deleted[keys] & (keys >= first_row)
+            if keep.any():
+                yield keys[keep], segment.dequantized(start, stop)[keep]
+
+
+@runtime_checkable
+class VectorBackend(Protocol):
+    """Dense candidates over one generation's :class:`StoredVectors` (see the module docstring).
+
+    A backend object belongs to one generation and is never changed once
+    published, because searches of that generation may be running: an update
+    is one call, :meth:`updated`, that returns the next generation's backend
+    (adding and deleting rows together lets a backend choose between editing
+    a copy and keeping its files while filtering the new tombstones).
+    """
+
+    #: Registry name.
+    name: str
+    #: True: ``search`` scores are final cosines at ``dim``; False: candidates the index rescores.
+    exact: bool
+
+    @classmethod
+    def build(cls, vectors: StoredVectors, settings: DenseSettings) -> VectorBackend:
+        """A backend over the live rows of ``vectors`` (not saved yet)."""
+        ...
+
+    @classmethod
+    def open(cls, root: Path, settings: DenseSettings, vectors: StoredVectors) -> VectorBackend:
+        """The saved backend of a generation (``settings.file`` relative to ``root``)."""
+        ...
+
+    def updated(
+        self, vectors: StoredVectors, *, first_new_row: int, removed: np.ndarray
+    ) -> VectorBackend:
+        """The next generation's backend: rows from ``first_new_row`` on added, ``removed`` gone."""
+        ...
+
+    def search(self, queries: np.ndarray, count: int, dim: int) -> list[Hits]:
+        """Up to ``count`` live rows per unit-norm query, best first; ``dim``: shortlist width."""
+        ...
+
+    def save(self, root: Path, name: str) -> str | None:
+        """Write what generation ``name`` needs under ``root``; the path to record, or None."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Name, rows and settings for ``Index.info()`` (JSON-serialisable)."""
+        ...
+
+
+#: Dense backends by name (``exact``, ``usearch``); see the module docstring to add one.
+INDEX_BACKENDS: Registry[type[VectorBackend]] = Registry("index backend")
