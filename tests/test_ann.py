@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fieldtune.search import ann as ann_module
-from fieldtune.search.ann import GRAPH_META, AnnConfig, AnnIndex, default_shards
+from fieldtune.search.ann import HNSW_META, AnnConfig, AnnIndex, default_shards
 
 # usearch is imported by the tests, not at collection: importing it before onnxruntime
 # (collected later, in test_export) crashes the interpreter (numkong 7.8.6, onnxruntime 1.32).
@@ -91,7 +91,7 @@ def test_parallel_and_serial_search_agree(graph: AnnIndex) -> None:
 
 def test_saved_graph_reopens_with_identical_results(graph: AnnIndex) -> None:
     assert graph.path is not None
-    meta = json.loads((graph.path / GRAPH_META).read_text())
+    meta = json.loads((graph.path / HNSW_META).read_text())
     assert meta["rows"] == [1500, 1500] and meta["scale"] == graph.scale
     reopened = AnnIndex.open(graph.path, graph.config)
     queries = unit_rows(20, 4)

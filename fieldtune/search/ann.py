@@ -57,8 +57,11 @@ logger = logging.getLogger("fieldtune.search")
 ADD_BATCH = 65_536
 #: A graph gets one shard per core once it has at least this many rows per core.
 SHARD_ROWS = 250_000
-GRAPH_META = "graph.json"
-GRAPH_FORMAT = 2
+#: The shards' metadata in a graph directory (``ann/<generation>.graph/``). Not the concept
+#: graph's ``graph.json`` of a build directory: the name stays so existing indexes open.
+HNSW_META = "graph.json"
+#: Version of a graph directory (1 was a single file of float-converted vectors).
+HNSW_FORMAT = 2
 #: Quantile of |component| that maps to int8 127 (rarer larger values are clipped).
 SCALE_QUANTILE = 0.9999
 #: Rows of the first batch that fit the projection and the scale.
@@ -283,7 +286,7 @@ class AnnIndex:
         usearch = require_usearch()
         projection = None
         if path.is_dir():
-            meta = json.loads((path / GRAPH_META).read_text())
+            meta = json.loads((path / HNSW_META).read_text())
             files, scale = [path / name for name in meta["shards"]], float(meta["scale"])
             if meta.get("projection"):
                 projection = np.load(path / meta["projection"])
@@ -322,7 +325,7 @@ class AnnIndex:
             for shard, name in zip(self.shards, names, strict=True):
                 shard.save(str(tmp / name))
             meta = {
-                "format": GRAPH_FORMAT,
+                "format": HNSW_FORMAT,
                 "scale": self.scale,
                 "shards": names,
                 "rows": [len(shard) for shard in self.shards],
@@ -331,7 +334,7 @@ class AnnIndex:
             }
             if self.projection is not None:
                 np.save(tmp / PROJECTION, self.projection)
-            (tmp / GRAPH_META).write_text(json.dumps(meta, indent=1))
+            (tmp / HNSW_META).write_text(json.dumps(meta, indent=1))
             if path.exists():
                 shutil.rmtree(path)
             os.rename(tmp, path)
