@@ -23,7 +23,7 @@ from fieldtune.search.backends import (
 )
 from fieldtune.search.manifest import (
     INDEX_FORMAT,
-    MANIFEST,
+    INDEX_MANIFEST,
     DenseSettings,
     IndexManifest,
 )
@@ -175,17 +175,17 @@ def test_manifest_round_trip_keeps_keys_order_and_unknown_keys(tmp_path: Path) -
     assert list(manifest.to_dict().items()) == list(data.items())
     assert manifest.referenced() == {"segments/000001", "generations/000002", "ann/000002.graph"}
     manifest.write(tmp_path)
-    assert json.loads((tmp_path / MANIFEST).read_text()) == data
+    assert json.loads((tmp_path / INDEX_MANIFEST).read_text()) == data
     assert IndexManifest.read(tmp_path) == manifest
 
 
 def test_manifest_read_errors_say_what_is_wrong(tmp_path: Path) -> None:
-    (tmp_path / MANIFEST).write_text(json.dumps({"format": 99}))
+    (tmp_path / INDEX_MANIFEST).write_text(json.dumps({"format": 99}))
     with pytest.raises(IndexNotFoundError, match="index format 99, this fieldtune reads 1"):
         IndexManifest.read(tmp_path)
-    (tmp_path / MANIFEST).write_text(json.dumps({"format": INDEX_FORMAT, "dimension": 8}))
+    (tmp_path / INDEX_MANIFEST).write_text(json.dumps({"format": INDEX_FORMAT, "dimension": 8}))
     with pytest.raises(IndexNotFoundError, match="malformed manifest"):
         IndexManifest.read(tmp_path)
-    (tmp_path / MANIFEST).write_text("{not json")
+    (tmp_path / INDEX_MANIFEST).write_text("{not json")
     with pytest.raises(IndexNotFoundError, match="unreadable manifest"):
         IndexManifest.read(tmp_path)

@@ -26,7 +26,7 @@ from fieldtune.ingest import read_corpus
 from fieldtune.search.ann import AnnConfig
 from fieldtune.search.backends import StoredVectors, next_backend
 from fieldtune.search.manifest import (
-    MANIFEST,
+    INDEX_MANIFEST,
     DenseSettings,
     IndexCounts,
     IndexedModel,
@@ -180,7 +180,7 @@ def build_index(
     """Write a complete index at ``out`` (built beside it, then renamed into place)."""
     out = out.expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        what = "an index" if (out / MANIFEST).exists() else "files"
+        what = "an index" if (out / INDEX_MANIFEST).exists() else "files"
         raise IndexExistsError(
             f"{out}: already holds {what}; choose a new --out or remove it (nothing was changed)"
         )

@@ -23,7 +23,7 @@ from typing import Any
 from fieldtune.search.options import IndexNotFoundError, Storage
 from fieldtune.workdir import write_json
 
-MANIFEST = "index.json"
+INDEX_MANIFEST = "index.json"
 #: Version of the index directory layout (bumped only when an older fieldtune could misread it).
 INDEX_FORMAT = 1
 
@@ -184,10 +184,10 @@ class IndexManifest:
             raise IndexNotFoundError(
                 f"{root}: no such index directory (build one with `fieldtune index`)"
             )
-        path = root / MANIFEST
+        path = root / INDEX_MANIFEST
         if not path.is_file():
             raise IndexNotFoundError(
-                f"{root}: not a fieldtune index (no {MANIFEST}); build one with `fieldtune index`"
+                f"{root}: not a fieldtune index (no {INDEX_MANIFEST}); build one with `fieldtune index`"
             )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -205,7 +205,7 @@ class IndexManifest:
 
     def write(self, root: Path) -> None:
         """Replace ``root/index.json`` atomically (readers see the old file or the new one)."""
-        write_json(root / MANIFEST, self.to_dict())
+        write_json(root / INDEX_MANIFEST, self.to_dict())
 
     def referenced(self) -> set[str]:
         """Paths (relative to the root) this generation needs: segments, generation, backend files."""

@@ -33,7 +33,7 @@ import numpy as np
 
 from fieldtune.bm25 import BM25Index
 from fieldtune.search.backends import BACKEND_DIR, StoredVectors, VectorBackend, open_backend
-from fieldtune.search.manifest import MANIFEST, IndexManifest
+from fieldtune.search.manifest import INDEX_MANIFEST, IndexManifest
 from fieldtune.search.store import Segment, VectorStore, save_array
 from fieldtune.types import Document
 
@@ -53,7 +53,7 @@ BM25_ROWS = "bm25_rows.npy"
 def manifest_stamp(root: Path) -> tuple[int, int, int] | None:
     """Changes whenever ``index.json`` is replaced (inode, mtime, size)."""
     try:
-        stat = (root / MANIFEST).stat()
+        stat = (root / INDEX_MANIFEST).stat()
     except OSError:
         return None
     return stat.st_ino, stat.st_mtime_ns, stat.st_size

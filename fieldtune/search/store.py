@@ -43,8 +43,8 @@ from fieldtune.workdir import atomic_write
 VECTORS = "vectors.npy"
 SCALES = "scales.npy"
 NORMS = "norms.npy"
-CHUNKS = "chunks.jsonl"
-DOCUMENTS = "documents.jsonl"
+SEGMENT_CHUNKS = "chunks.jsonl"
+SEGMENT_DOCUMENTS = "documents.jsonl"
 CHUNK_DOCS = "chunk_docs.npy"
 DOC_IDS = "doc_ids.json"
 OFFSETS = ".offsets.npy"
@@ -140,8 +140,8 @@ def write_segment(
     )
     with atomic_write(directory / DOC_IDS) as handle:
         json.dump([doc.id for doc in documents], handle, ensure_ascii=False)
-    _write_records(directory / CHUNKS, (_chunk_record(c, concepts[c.doc_id]) for c in chunks))
-    _write_records(directory / DOCUMENTS, (doc.to_dict() for doc in documents))
+    _write_records(directory / SEGMENT_CHUNKS, (_chunk_record(c, concepts[c.doc_id]) for c in chunks))
+    _write_records(directory / SEGMENT_DOCUMENTS, (doc.to_dict() for doc in documents))
     return {"rows": len(chunks), "documents": len(documents)}
 
 
@@ -187,8 +187,8 @@ class Segment:
         self.norms = np.load(directory / NORMS, mmap_mode="r")
         self.chunk_docs = np.load(directory / CHUNK_DOCS, mmap_mode="r")
         self.doc_ids: list[str] = json.loads((directory / DOC_IDS).read_text(encoding="utf-8"))
-        self.chunks = RecordFile(directory / CHUNKS)
-        self.documents = RecordFile(directory / DOCUMENTS)
+        self.chunks = RecordFile(directory / SEGMENT_CHUNKS)
+        self.documents = RecordFile(directory / SEGMENT_DOCUMENTS)
         self._values: np.ndarray | None = None
         if not len(self.vectors) == len(self.norms) == len(self.chunk_docs) == len(self.chunks):
             raise ValueError(f"{directory}: segment files disagree on the number of chunks")
