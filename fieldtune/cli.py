@@ -285,17 +285,18 @@ def serve(
 
 def _api_key(given: str | None, path: Path | None, *, on_command_line: bool) -> str | None:
     """The key from --api-key / $FIELDTUNE_API_KEY or from --api-key-file (one source, not both)."""
+    given = given or None  # an empty key (FIELDTUNE_API_KEY= ) means none
     if given is not None and on_command_line:
         _echo_err(f"warning: a key given with --api-key shows in `ps`; set {API_KEY_ENV} or use --api-key-file")
     if path is None:
-        return given or None
+        return given
     if given is not None:
         raise FieldtuneError(f"both --api-key-file and --api-key (or ${API_KEY_ENV}) give a key; keep one of them")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with path.open(encoding="utf-8") as handle:
+            key = handle.readline(64 * 1024).strip()
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(path, f"cannot read the API key ({error})", hint="--api-key-file takes a text file") from error
-    key = lines[0].strip() if lines else ""
     if not key:
         raise InputError(path, "is empty", hint="put the API key on its first line")
     return key

@@ -120,6 +120,7 @@ def _serve(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
 def test_serve_reads_the_key_from_a_file(served: dict[str, Any], tmp_path: Path, capsys, monkeypatch) -> None:
     key_file = tmp_path / "key.txt"
     key_file.write_text(f"{KEY}\n", encoding="utf-8")
+    monkeypatch.setenv("FIELDTUNE_API_KEY", "")  # empty means unset (benchmarks/load_http.py sets it so)
     code, _, err = _serve(["--api-key-file", str(key_file)], capsys, monkeypatch)
     assert code == 0, err
     client = TestClient(served["app"], base_url=LOCAL)
@@ -142,10 +143,14 @@ def test_a_key_on_the_command_line_is_warned_about(served: dict[str, Any], capsy
     assert code == 0 and "shows in `ps`" in err and "FIELDTUNE_API_KEY" in err
 
 
-@pytest.mark.parametrize("content,problem", [(None, "cannot read"), ("", "is empty"), ("\n  \n", "is empty")])
+@pytest.mark.parametrize(
+    "content,problem", [(None, "cannot read"), ("", "is empty"), ("\n  \n", "is empty"), (b"\xff\xfe", "cannot read")]
+)
 def test_a_bad_key_file_exits_2_naming_it(served, tmp_path: Path, content, problem, capsys, monkeypatch) -> None:
     key_file = tmp_path / "key.txt"
-    if content is not None:
+    if isinstance(content, bytes):
+        key_file.write_bytes(content)
+    elif content is not None:
         key_file.write_text(content, encoding="utf-8")
     code, _, err = _serve(["--api-key-file", str(key_file)], capsys, monkeypatch)
     assert code == 2 and str(key_file) in err and problem in err and "Traceback" not in err
