@@ -270,6 +270,10 @@ def serve(
 
     on_command_line = ctx.get_parameter_source("api_key").name == "COMMANDLINE"
     key = _api_key(api_key, api_key_file, on_command_line=on_command_line)
+    for name in allow_host or []:
+        if not name.strip() or "/" in name or " " in name.strip():
+            raise typer.BadParameter(f"takes a host name such as search.example.org, not {name!r}",
+                                     param_hint="--allow-host")
     hosts = allowed_hosts(host, allow_host or [])
     search_index = Index.open(index)
     search_index.search("warm up", k=1, mode="dense")  # load the model before the first request

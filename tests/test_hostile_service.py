@@ -178,6 +178,12 @@ def test_serve_answers_its_host_and_allowed_names(served: dict[str, Any], capsys
     assert served["h11_max_incomplete_event_size"] > 200_000  # room for item 14's 414
 
 
+@pytest.mark.parametrize("name", ["http://search.example.org/", "", "two words"])
+def test_a_url_is_not_a_host_name(served, name: str, capsys, monkeypatch) -> None:
+    code, _, err = _serve(["--allow-host", name], capsys, monkeypatch)
+    assert code == 2 and "--allow-host" in err and "app" not in served
+
+
 def test_serve_on_all_interfaces_says_which_hosts_it_answers(served, capsys, monkeypatch) -> None:
     code, _, err = _serve(["--host", "0.0.0.0"], capsys, monkeypatch)
     assert code == 0 and "--allow-host NAME" in err and "without an API key" in err
