@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0.dev0"
+from fieldtune.version import __version__
 
 __all__ = ["Index", "__version__"]
 

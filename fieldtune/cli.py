@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.exceptions import TyperException
 
-from fieldtune import __version__
 from fieldtune.errors import FieldtuneError, InputError
+from fieldtune.version import __version__
 
 app = typer.Typer(
     name="fieldtune",
@@ -99,12 +100,14 @@ def ingest(
     on_error: Annotated[OnErrorChoice, typer.Option("--on-error", help="Stop at the first bad record, or skip it.")] = OnErrorChoice.stop,
 ) -> None:
     """Read a corpus and cut it into token-aware chunks (documents.jsonl, chunks.jsonl)."""
+    from fieldtune.build import run_build
     from fieldtune.chunking import ChunkingConfig
+    from fieldtune.config import BuildConfig
     from fieldtune.ingest import OnError
-    from fieldtune.pipeline import IngestConfig, ingest_and_chunk
 
-    config = IngestConfig(model=model, chunking=ChunkingConfig(max_tokens, overlap), on_error=OnError(on_error.value))
-    for stage in ingest_and_chunk(corpus, out, config):
+    config = BuildConfig(base=model, chunking=ChunkingConfig(max_tokens, overlap), on_error=OnError(on_error.value),
+                         min_documents=1)
+    for stage in run_build(corpus, out, config, until="chunk").stages:
         state = "unchanged, skipped" if stage.skipped else f"done in {stage.record['seconds']:.1f}s"
         typer.echo(f"{stage.name}: {state} {stage.record.get('stats', {})}")
     typer.echo(f"artifacts in {out}")
@@ -172,12 +175,6 @@ def demo(
     from fieldtune.demo.run import run_demo
 
     typer.echo(run_demo(out, limit=limit or None, budget_minutes=budget_minutes, train=not no_train))
-
-
-def _not_ready(command: str, issue: str) -> None:
-    from fieldtune.errors import NotReadyError
-
-    raise NotReadyError(f"`fieldtune {command}` is not implemented yet ({issue}); nothing was changed.")
 
 
 @app.command("index")
@@ -311,12 +308,26 @@ from fieldtune.cli_build import register as _register_build_commands  # noqa: E4
 _register_build_commands(app)
 
 
+def _interrupted() -> None:
+    _echo_err("interrupted; finished stages are kept and a rerun resumes from them")
+    sys.exit(130)
+
+
 def main() -> None:
+    # standalone_mode=False: click would turn Ctrl-C into a bare "Aborted!" (exit 1) before we could say
+    # what was kept; usage errors are shown the way click shows them.
     try:
-        app()
+        code = app(standalone_mode=False)
     except FieldtuneError as error:
         _echo_err(f"error: {error}")
         sys.exit(2)
-    except KeyboardInterrupt:
-        _echo_err("interrupted; finished stages are kept and a rerun resumes from them")
-        sys.exit(130)
+    except (KeyboardInterrupt, typer.Abort):
+        _interrupted()
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except TyperException as error:  # usage errors (typer's click): shown the way click shows them
+        error.show()
+        sys.exit(error.exit_code)
+    if code == 130:  # typer returns Ctrl-C as a bare exit code 130
+        _interrupted()
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,89 +1,92 @@
-"""``fieldtune build`` and its stage commands (concepts, pairs, mine, train), registered on the main app."""
+"""``fieldtune build`` and one command per pipeline stage, all derived from :data:`fieldtune.stages.STAGES`.
+
+``fieldtune concepts|pairs|mine|train CORPUS --out DIR`` runs the build up to
+that stage (each stage with ``command=True`` gets a command); every command
+takes the same options as ``build``, so a stage command followed by ``build``
+reuses what it made.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+
+from fieldtune.ingest import OnError
 
 CorpusArg = Annotated[Path, typer.Argument(help="BEIR directory (only corpus.jsonl is read), .jsonl, .csv, or a folder of .txt/.md/.tex/.pdf")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Work directory: every artifact, the manifest, and DIR/model.")]
 BaseOpt = Annotated[str, typer.Option("--base", help="Base model: registered name, directory or hub id.")]
-SeedOpt = Annotated[int, typer.Option(help="Seed for the split, mining and training.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for the split, mining and training (set once for every stage).")]
+BudgetOpt = Annotated[float, typer.Option(help="Training time budget in minutes (stops cleanly, keeps the best checkpoint).")]
+EvalDataOpt = Annotated[list[Path] | None, typer.Option("--eval-data", help="External BEIR set(s) to evaluate on as well.")]
+MaxTokensOpt = Annotated[int, typer.Option(help="Chunk length in model tokens.")]
+OverlapOpt = Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")]
+OnErrorOpt = Annotated[OnError, typer.Option("--on-error", help="A malformed record: stop the run, or skip it and count it.")]
+MinDfOpt = Annotated[int, typer.Option("--min-df", help="A concept must occur in at least this many documents.")]
+MaxDfOpt = Annotated[float, typer.Option("--max-df", help="Terms in more than this fraction of documents are too generic to be concepts.")]
+MaxConceptsOpt = Annotated[int | None, typer.Option("--max-concepts", help="Concepts to keep (default: scales with the corpus, up to 1000).")]
 
 
-def _config(base: str, budget_minutes: float | None, seed: int, eval_data: list[Path] | None, max_tokens: int):
-    from fieldtune.build import BuildConfig
+def _config(*, base: str, budget_minutes: float, seed: int, eval_data: list[Path] | None, max_tokens: int,
+            overlap: int, on_error: OnError, min_df: int, max_df: float, max_concepts: int | None):
     from fieldtune.chunking import ChunkingConfig
+    from fieldtune.concepts import ConceptConfig
+    from fieldtune.config import BuildConfig
+    from fieldtune.errors import InputError
 
     for path in eval_data or []:
         if not (path / "qrels").is_dir():
-            from fieldtune.errors import InputError
-
             raise InputError(path, "is not a BEIR directory with qrels/", hint="--eval-data expects corpus.jsonl, queries.jsonl and qrels/")
-    return BuildConfig(base=base, budget_minutes=budget_minutes, seed=seed, eval_data=tuple(str(p) for p in eval_data or []),
-                       chunking=ChunkingConfig(max_tokens=max_tokens))
+    try:
+        return BuildConfig(
+            base=base, budget_minutes=budget_minutes, seed=seed, eval_data=tuple(str(p) for p in eval_data or []),
+            on_error=on_error, chunking=ChunkingConfig(max_tokens=max_tokens, overlap=overlap),
+            concepts=ConceptConfig(min_df=min_df, max_df=max_df, max_concepts=max_concepts),
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 def _report(result, until: str) -> None:
+    from fieldtune.evaluate.report import to_markdown
+
     for stage in result.stages:
         state = "unchanged, skipped" if stage.skipped else f"done in {stage.record['seconds']:.1f}s"
         typer.echo(f"{stage.name:>9}: {state}")
-    if until in ("eval", "card"):
-        from fieldtune.evaluate.report import to_markdown
-
-        for name, evaluation in result.evaluations.items():
-            title = "Derived test set (held-out concepts)" if name == "derived" else name
-            typer.echo("\n" + to_markdown(evaluation, title=f"{title}: tuned vs base vs BM25"))
+    for name, evaluation in result.evaluations.items():
+        title = "Derived test set (held-out concepts)" if name == "derived" else name
+        typer.echo("\n" + to_markdown(evaluation, title=f"{title}: tuned vs base vs BM25"))
+    if until == "card":
         typer.echo(f"model: {result.model_dir} (card: {result.model_dir / 'README.md'}); {result.seconds:.0f}s")
 
 
-def _run(corpus: Path, out: Path, until: str, *, base: str = "minilm", budget_minutes: float | None = 15.0, seed: int = 0,
-         eval_data: list[Path] | None = None, max_tokens: int = 256) -> None:
-    from fieldtune.build import run_build
+def _command(until: str, doc: str) -> Callable[..., None]:
+    def command(
+        corpus: CorpusArg, out: OutOpt, base: BaseOpt = "minilm", budget_minutes: BudgetOpt = 15.0, seed: SeedOpt = 0,
+        eval_data: EvalDataOpt = None, max_tokens: MaxTokensOpt = 256, overlap: OverlapOpt = 32,
+        on_error: OnErrorOpt = OnError.STOP, min_df: MinDfOpt = 2, max_df: MaxDfOpt = 0.2,
+        max_concepts: MaxConceptsOpt = None,
+    ) -> None:
+        from fieldtune.build import run_build
 
-    result = run_build(corpus, out, _config(base, budget_minutes, seed, eval_data, max_tokens), until=until)
-    _report(result, until)
+        config = _config(base=base, budget_minutes=budget_minutes, seed=seed, eval_data=eval_data,
+                         max_tokens=max_tokens, overlap=overlap, on_error=on_error, min_df=min_df, max_df=max_df,
+                         max_concepts=max_concepts)
+        result = run_build(corpus, out, config, until=until)
+        _report(result, until)
 
-
-def build(
-    corpus: CorpusArg, out: OutOpt, base: BaseOpt = "minilm",
-    budget_minutes: Annotated[float, typer.Option(help="Training time budget in minutes (stops cleanly, keeps the best checkpoint).")] = 15.0,
-    seed: SeedOpt = 0,
-    eval_data: Annotated[Optional[list[Path]], typer.Option("--eval-data", help="External BEIR set(s) to evaluate on as well.")] = None,
-    max_tokens: Annotated[int, typer.Option(help="Chunk length in model tokens.")] = 256,
-) -> None:
-    """Corpus -> concept graph -> pairs -> hard negatives -> tuned model with its card, then the evaluation table."""
-    _run(corpus, out, "card", base=base, budget_minutes=budget_minutes, seed=seed, eval_data=eval_data, max_tokens=max_tokens)
-
-
-def concepts(corpus: CorpusArg, out: OutOpt, base: BaseOpt = "minilm") -> None:
-    """Ingest, chunk and extract the concept graph (graph.json, graph.graphml)."""
-    _run(corpus, out, "concepts", base=base)
-
-
-def pairs(corpus: CorpusArg, out: OutOpt, base: BaseOpt = "minilm", seed: SeedOpt = 0) -> None:
-    """... then training pairs split by concept, the leakage check, and the derived test set."""
-    _run(corpus, out, "pairs", base=base, seed=seed)
-
-
-def mine(corpus: CorpusArg, out: OutOpt, base: BaseOpt = "minilm", seed: SeedOpt = 0) -> None:
-    """... then hard negatives with false-negative control."""
-    _run(corpus, out, "mine", base=base, seed=seed)
-
-
-def train(
-    corpus: CorpusArg, out: OutOpt, base: BaseOpt = "minilm",
-    budget_minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 15.0, seed: SeedOpt = 0,
-) -> None:
-    """... then fine-tune (MNRL inside MatryoshkaLoss) into DIR/model."""
-    _run(corpus, out, "train", base=base, budget_minutes=budget_minutes, seed=seed)
+    command.__doc__ = doc
+    return command
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(build)
-    app.command()(concepts)
-    app.command()(pairs)
-    app.command()(mine)
-    app.command()(train)
+    from fieldtune.stages import STAGES
+
+    app.command("build")(_command(
+        "card", "Corpus -> concept graph -> pairs -> hard negatives -> tuned model with its card, then the evaluation table."))
+    for stage in STAGES.values():
+        if stage.command:
+            app.command(stage.name)(_command(stage.name, stage.summary))

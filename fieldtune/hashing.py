@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +75,19 @@ def file_sha256_cached(path: Path) -> str:
     return _HASH_CACHE[key]
 
 
-def path_sha256(path: str | Path) -> str:
-    """Hash of a file, or of every file under a directory (names and contents; dot-files skipped)."""
+def path_sha256(path: str | Path, exclude: Collection[Path] = ()) -> str:
+    """Hash of a file, or of every file under a directory (names and contents; dot-files skipped).
+
+    ``exclude`` lists files or directories inside ``path`` that belong to something else
+    (a model card written into a model directory by a later stage) and are left out.
+    """
     path = Path(path)
     if path.is_file():
         return file_sha256_cached(path)
+    skip = [Path(p) for p in exclude]
     digest = hashlib.sha256()
-    for item in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    files = (p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for item in sorted(p for p in files if not any(p == s or s in p.parents for s in skip)):
         digest.update(item.relative_to(path).as_posix().encode())
         digest.update(file_sha256_cached(item).encode())
     return digest.hexdigest()

@@ -12,20 +12,24 @@ leaves a half-written artifact under its final name.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from fieldtune.errors import InputError
+from fieldtune.hashing import json_sha256, path_sha256
+
 logger = logging.getLogger("fieldtune.workdir")
 
 MANIFEST_NAME = "manifest.json"
+#: marks a manifest as fieldtune's, so another application's manifest.json is never taken over
+MANIFEST_FORMAT = "fieldtune.workdir/1"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -73,46 +77,10 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-_HASH_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256_cached(path: Path) -> str:
-    """``file_sha256`` memoised by (path, size, mtime): model weights are hashed once per process."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASH_CACHE:
-        _HASH_CACHE[key] = file_sha256(path)
-    return _HASH_CACHE[key]
-
-
-def path_sha256(path: str | Path) -> str:
-    """Hash of a file, or of every file under a directory (names and contents)."""
-    path = Path(path)
-    if path.is_file():
-        return file_sha256_cached(path)
-    digest = hashlib.sha256()
-    for item in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        digest.update(item.relative_to(path).as_posix().encode())
-        digest.update(file_sha256_cached(item).encode())
-    return digest.hexdigest()
-
-
-def json_sha256(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def library_versions() -> dict[str, str]:
     """Versions of the libraries whose behaviour shapes the artifacts."""
-    from importlib import metadata
     import platform
+    from importlib import metadata
 
     versions = {"python": platform.python_version()}
     for name in ("fieldtune", "torch", "transformers", "sentence-transformers", "tokenizers", "bm25s", "ir-measures"):
@@ -129,39 +97,86 @@ class StageResult:
 
 
 class WorkDir:
-    """A ``--out`` directory holding stage artifacts and ``manifest.json``."""
+    """A ``--out`` directory holding stage artifacts and ``manifest.json``.
+
+    fieldtune writes only into a directory it created or already owns (its
+    ``manifest.json`` says so): a non-empty folder without one, or with another
+    application's manifest, is refused before anything is touched. The
+    directory is created when the first stage starts, and removed again if that
+    stage fails before anything was recorded, so a failed command leaves no
+    empty ``--out`` behind.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.manifest_path = self.root / MANIFEST_NAME
+        self._claimed = False
+        self._check_ownership()
+
+    def _check_ownership(self) -> None:
+        if not self.root.exists():
+            return
+        if not self.root.is_dir():
+            raise InputError(self.root, "is a file, not a directory", hint="--out takes a directory (new or empty)")
+        if self.manifest_path.exists():
+            self.manifest()  # refuses a foreign or unreadable manifest
+        elif any(self.root.iterdir()):
+            raise InputError(
+                self.root, "is not empty and holds no fieldtune manifest.json, so fieldtune did not create it",
+                hint="choose a new or empty directory: fieldtune never writes into (or deletes from) folders it did not create",
+            )
 
     def path(self, name: str) -> Path:
         return self.root / name
 
     def manifest(self) -> dict[str, Any]:
         if not self.manifest_path.exists():
-            return {"stages": {}}
+            return {"format": MANIFEST_FORMAT, "stages": {}}
         try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             # Never overwrite what we cannot read: the user may want to inspect it.
-            from fieldtune.errors import InputError
-
             raise InputError(self.manifest_path, f"unreadable manifest ({error})", hint="move it aside to rebuild") from error
+        # Manifests written before the format key existed are ours too: a dict of stage records with keys.
+        ours = isinstance(data, dict) and isinstance(data.get("stages"), dict) and data.get("format", MANIFEST_FORMAT) == MANIFEST_FORMAT \
+            and all(isinstance(r, dict) and "key" in r for r in data["stages"].values())
+        if not ours:
+            raise InputError(
+                self.manifest_path, "is not a fieldtune work-directory manifest (another application's file?)",
+                hint="choose another --out; fieldtune leaves this directory as it is",
+            )
+        return data
+
+    def claim(self) -> None:
+        """Create the directory and its manifest before the first stage writes anything."""
+        if self.manifest_path.exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json(self.manifest_path, {"format": MANIFEST_FORMAT, "stages": {}})
+        self._claimed = True
+
+    def release_if_unused(self) -> None:
+        """Undo :meth:`claim` when nothing but the empty manifest was written (the first stage failed early)."""
+        if not self._claimed or self.manifest()["stages"] or any(p != self.manifest_path for p in self.root.iterdir()):
+            return
+        self.manifest_path.unlink()
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
+        self._claimed = False
 
     def _write_record(self, name: str, record: dict[str, Any]) -> None:
         manifest = self.manifest()
+        manifest["format"] = MANIFEST_FORMAT
         manifest.setdefault("stages", {})[name] = record
         write_json(self.manifest_path, manifest)
 
-    def is_current(self, name: str, key: str) -> bool:
+    def is_current(self, name: str, key: str, exclude: Collection[Path] = ()) -> bool:
         record = self.manifest().get("stages", {}).get(name)
         if not record or record.get("key") != key:
             return False
         for rel, digest in record.get("outputs", {}).items():
             target = self.root / rel
-            if not target.exists() or path_sha256(target) != digest:
+            if not target.exists() or path_sha256(target, exclude) != digest:
                 return False
         return True
 
@@ -174,6 +189,7 @@ class WorkDir:
         outputs: Iterable[str],
         build: Callable[[], Mapping[str, Any] | None],
         force: bool = False,
+        exclude: Collection[str] = (),
     ) -> StageResult:
         """Run ``build`` unless a matching record says its outputs are current.
 
@@ -182,13 +198,19 @@ class WorkDir:
         must create. ``build`` may return a small dict of statistics that is
         stored in the record (and shown in reports).
         """
-        input_hashes = {label: path_sha256(p) for label, p in inputs.items()}
+        skip = [self.root / rel for rel in exclude]
+        input_hashes = {label: path_sha256(p, skip) for label, p in inputs.items()}
         key = json_sha256({"inputs": input_hashes, "params": dict(params)})
-        if not force and self.is_current(name, key):
+        if not force and self.is_current(name, key, skip):
             logger.info("stage %s: inputs and parameters unchanged, skipping", name)
             return StageResult(name, True, self.manifest()["stages"][name])
         started = time.time()
-        stats = build() or {}
+        self.claim()
+        try:
+            stats = build() or {}
+        except BaseException:
+            self.release_if_unused()
+            raise
         output_list = list(outputs)
         missing = [rel for rel in output_list if not (self.root / rel).exists()]
         if missing:
@@ -198,7 +220,7 @@ class WorkDir:
             "inputs": {label: {"path": str(p), "sha256": input_hashes[label]} for label, p in inputs.items()},
             "params": dict(params),
             "versions": library_versions(),
-            "outputs": {rel: path_sha256(self.root / rel) for rel in output_list},
+            "outputs": {rel: path_sha256(self.root / rel, skip) for rel in output_list},
             "stats": dict(stats),
             "seconds": round(time.time() - started, 3),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

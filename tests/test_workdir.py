@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from fieldtune.workdir import WorkDir, atomic_write, path_sha256
+from fieldtune.errors import InputError
+from fieldtune.hashing import path_sha256
+from fieldtune.workdir import WorkDir, atomic_write
 
 
 def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path: Path) -> None:
@@ -80,3 +82,43 @@ def test_directory_hash_sees_content_and_names(tmp_path: Path) -> None:
     second = path_sha256(tmp_path / "d")
     (tmp_path / "d" / "a.txt").rename(tmp_path / "d" / "b.txt")
     assert len({first, second, path_sha256(tmp_path / "d")}) == 3
+
+
+def test_refuses_a_folder_it_did_not_create_and_touches_nothing(tmp_path: Path) -> None:
+    (tmp_path / "w" / "model").mkdir(parents=True)
+    (tmp_path / "w" / "model" / "keep.txt").write_text("x")
+    with pytest.raises(InputError, match="not empty and holds no fieldtune manifest"):
+        WorkDir(tmp_path / "w")
+    assert (tmp_path / "w" / "model" / "keep.txt").read_text() == "x"
+
+
+@pytest.mark.parametrize("content", ['{"name": "other-app", "version": 3}', '[1, 2, 3]', '{"stages": [1]}'])
+def test_refuses_another_applications_manifest(tmp_path: Path, content: str) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "manifest.json").write_text(content)
+    with pytest.raises(InputError, match="not a fieldtune work-directory manifest"):
+        WorkDir(tmp_path / "w")
+    assert (tmp_path / "w" / "manifest.json").read_text() == content
+
+
+def test_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        WorkDir(tmp_path / "f")
+
+
+def test_a_failed_first_stage_leaves_no_folder_behind(tmp_path: Path) -> None:
+    workdir = WorkDir(tmp_path / "new")
+
+    def fail() -> None:
+        raise ValueError("bad input")
+
+    with pytest.raises(ValueError):
+        workdir.run_stage("ingest", inputs={}, params={}, outputs=[], build=fail)
+    assert not (tmp_path / "new").exists()
+
+
+def test_manifest_written_by_v01_is_still_ours(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "manifest.json").write_text('{"stages": {"ingest": {"key": "abc", "outputs": {}}}}')
+    assert WorkDir(tmp_path / "w").manifest()["stages"]["ingest"]["key"] == "abc"

@@ -26,11 +26,11 @@ def run_demo(
 
     With ``train=False`` only ingestion and the base-vs-BM25 table run (quick).
     """
-    from fieldtune.build import BuildConfig, run_build
+    from fieldtune.build import run_build
+    from fieldtune.config import BuildConfig
     from fieldtune.encoding import Precision
     from fieldtune.evaluate.harness import EvalOptions, run_evaluation
     from fieldtune.evaluate.report import to_markdown
-    from fieldtune.pipeline import ingest_and_chunk
 
     out = Path(out)
     started = time.time()
@@ -39,7 +39,7 @@ def run_demo(
     title = f"fieldtune demo: SymPy {sympy_version()} docstrings (summary -> rest of docstring)"
     chosen = Precision(precision) if precision else None
     if not train:
-        stages = ingest_and_chunk(data_dir, out / "work")
+        stages = run_build(data_dir, out / "work", BuildConfig(min_documents=1), until="chunk").stages
         options = EvalOptions(precision=chosen or Precision.FP32, seed=seed)
         result = run_evaluation("minilm", data_dir, ["bm25"], options, data=eval_set)
         result.write(out / "eval.json")

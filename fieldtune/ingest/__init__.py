@@ -29,7 +29,7 @@ from fieldtune.ingest.common import (
 )
 from fieldtune.ingest.csvfile import read_csv
 from fieldtune.ingest.folder import read_document, read_folder
-from fieldtune.ingest.jsonl import read_jsonl
+from fieldtune.ingest.jsonl import read_jsonl_corpus
 from fieldtune.ingest.pdf import require_pypdf
 from fieldtune.types import Document
 
@@ -79,7 +79,7 @@ def _read_file(path: Path, sink: RecordSink) -> None:
     file_format = FileFormat.from_path(path)
     try:
         if file_format is FileFormat.JSONL:
-            read_jsonl(path, sink)
+            read_jsonl_corpus(path, sink)
         elif file_format is FileFormat.CSV:
             read_csv(path, sink)
         elif file_format in DOCUMENT_FORMATS and path.is_file():

@@ -92,12 +92,13 @@ class IngestReport:
     skipped: int = 0
     unreadable_pdfs: int = 0
     duplicate_ids: int = 0
+    empty_records: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def left_out(self) -> int:
         """Records or files not returned, for any reason."""
-        return self.skipped + self.unreadable_pdfs + self.duplicate_ids
+        return self.skipped + self.unreadable_pdfs + self.duplicate_ids + self.empty_records
 
     def summary(self) -> str:
         """One line for people, e.g. ``read 120 documents; skipped 2 bad records``."""
@@ -107,6 +108,7 @@ class IngestReport:
                 (self.skipped, "bad record"),
                 (self.unreadable_pdfs, "unreadable PDF"),
                 (self.duplicate_ids, "duplicate id"),
+                (self.empty_records, "empty record"),
             )
             if count
         ]
@@ -119,6 +121,7 @@ class IngestReport:
         self.skipped += other.skipped
         self.unreadable_pdfs += other.unreadable_pdfs
         self.duplicate_ids += other.duplicate_ids
+        self.empty_records += other.empty_records
         self.problems.extend(other.problems)
 
 
@@ -128,6 +131,10 @@ def _plural(count: int, noun: str) -> str:
 
 class RecordProblem(Exception):
     """A record that cannot become a document; the message says why."""
+
+
+class EmptyRecord(RecordProblem):
+    """A record with no text at all: skipped and counted whatever ``on_error`` says (real corpora have them)."""
 
 
 class RecordSink:
@@ -154,6 +161,11 @@ class RecordSink:
             raise InputError(path, problem, record=record, hint=hint) from cause
         self._leave_out(path, problem, record)
         self.report.skipped += 1
+
+    def empty(self, path: Path, problem: str, *, record: str | None = None) -> None:
+        """A record with nothing to read: always skipped, counted and logged."""
+        self._leave_out(path, problem, record)
+        self.report.empty_records += 1
 
     def unreadable_pdf(self, path: Path, problem: str) -> None:
         """A PDF without usable text: always skipped, whatever ``on_error`` says."""
@@ -253,6 +265,10 @@ def build_document(
     doc_id = coerce_id(raw_id)
     text_str = _coerce_text(text, "text")
     title_str = _coerce_text(title, "title")
-    if not text_str.strip() and not title_str.strip():
-        raise RecordProblem(f"has no text and no title (id {doc_id!r})")
+    if not text_str.strip():
+        if not title_str.strip():
+            raise EmptyRecord(f"has no text and no title (id {doc_id!r})")
+        # A title-only record (a list of paper titles) is searchable by its title: it becomes the text,
+        # so its chunk has tokens and the title is not shown to the model twice.
+        text_str, title_str = title_str, ""
     return Document(id=doc_id, text=text_str, title=title_str, metadata=metadata, source=source)

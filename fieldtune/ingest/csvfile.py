@@ -18,6 +18,7 @@ from fieldtune.errors import InputError
 from fieldtune.ingest.common import (
     ID_KEYS,
     UTF8_FIX,
+    EmptyRecord,
     RecordProblem,
     RecordSink,
     build_document,
@@ -179,6 +180,9 @@ def _read_row(
             metadata=columns.metadata(row),
             source=f"{path.name}:{first}",
         )
+    except EmptyRecord as err:
+        sink.empty(path, str(err), record=record)
+        return
     except RecordProblem as err:
         sink.bad(path, str(err), record=record)
         return

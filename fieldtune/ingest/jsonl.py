@@ -10,6 +10,7 @@ from fieldtune.errors import InputError
 from fieldtune.ingest.common import (
     ID_KEYS,
     UTF8_FIX,
+    EmptyRecord,
     RecordProblem,
     RecordSink,
     build_document,
@@ -22,7 +23,7 @@ from fieldtune.types import Document
 _KNOWN_KEYS = frozenset({*ID_KEYS, "text", "title", "metadata"})
 
 
-def read_jsonl(path: Path, sink: RecordSink) -> None:
+def read_jsonl_corpus(path: Path, sink: RecordSink) -> None:
     """Hand every record of ``path`` to ``sink``; blank lines are ignored."""
     saw_record = False
     for number, offset, raw in iter_lines(path):
@@ -43,6 +44,9 @@ def read_jsonl(path: Path, sink: RecordSink) -> None:
             continue
         try:
             document = document_from_json(data, source=f"{path.name}:{number}")
+        except EmptyRecord as err:
+            sink.empty(path, str(err), record=record)
+            continue
         except RecordProblem as err:
             sink.bad(path, str(err), record=record)
             continue
