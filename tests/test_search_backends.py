@@ -82,10 +82,19 @@ def test_registry_lists_both_backends_and_rejects_duplicates_and_typos() -> None
         INDEX_BACKENDS["usearh"]
 
 
-def test_choice_follows_the_threshold_and_the_saved_files() -> None:
+def test_choice_follows_the_threshold_the_saved_files_or_the_backend_named(
+    stored: StoredVectors,
+) -> None:
     assert choose(SETTINGS, 100) == "exact" and choose(SETTINGS, 101) == "usearch"
     assert stored_backend(SETTINGS) == "exact"
     assert stored_backend(DenseSettings(100, {}, "ann/000001.graph")) == "usearch"
+    named = DenseSettings(100, {}, None, backend="exact")
+    assert choose(named, 10**6) == "exact" and stored_backend(named) == "exact"
+    assert named.to_dict()["backend"] == "exact" and "backend" not in SETTINGS.to_dict()
+    assert DenseSettings.from_dict(named.to_dict()) == named
+    elsewhere = DenseSettings(100, {}, "vectors_000001", backend="pgvector")
+    with pytest.raises(UnknownNameError, match="'pgvector'.*known: exact, usearch"):
+        open_backend(Path("unused"), elsewhere, stored)
 
 
 def test_exact_backend_returns_the_true_top_rows_with_cosines(stored: StoredVectors) -> None:

@@ -45,24 +45,30 @@ class IndexedModel:
 
 @dataclass(frozen=True)
 class DenseSettings:
-    """The ``ann`` section: when the dense backend switches to a graph, its options, its files.
+    """The ``ann`` section: which dense backend a generation uses, its options, its files.
 
+    ``backend`` names a registered backend when the user chose one (absent
+    from the file otherwise, as in every index written so far: then the
+    ANN threshold decides, see :func:`fieldtune.search.backends.choose`).
     ``config`` belongs to the backend that reads it (``AnnConfig`` for usearch),
     so the manifest stays the same whichever backend a generation uses.
-    ``file`` is the backend's directory relative to the index root; None when
-    the generation keeps no backend files (exact search over the segments).
+    ``file`` is the backend's files relative to the index root (a directory,
+    or whatever the backend records); None when it keeps none (exact search).
     """
 
     threshold: int
     config: Mapping[str, Any] = field(default_factory=dict)
     file: str | None = None
+    backend: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "config": dict(self.config), "file": self.file}
+        data = {"threshold": self.threshold, "config": dict(self.config), "file": self.file}
+        return data if self.backend is None else {**data, "backend": self.backend}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DenseSettings:
-        return cls(int(data["threshold"]), dict(data.get("config") or {}), data.get("file"))
+        config = dict(data.get("config") or {})
+        return cls(int(data["threshold"]), config, data.get("file"), data.get("backend"))
 
 
 @dataclass(frozen=True)

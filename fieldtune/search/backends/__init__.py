@@ -1,9 +1,10 @@
 """Dense index backends (exact, usearch) and the one place that picks a generation's backend.
 
 See :mod:`fieldtune.search.backends.base` for the Protocol and how to add a
-backend. The choice is today's rule: exact search while the live chunks are
-at most the manifest's ``ann.threshold``, a usearch graph above it. An
-opened generation uses the backend whose files its manifest names.
+backend. The choice: the backend the manifest's ``ann.backend`` names if
+the user picked one; otherwise exact search while the live chunks are at
+most ``ann.threshold`` and a usearch graph above it. An opened generation
+uses the backend named, else the one whose files its manifest records.
 """
 
 from __future__ import annotations
@@ -36,12 +37,17 @@ EXACT, USEARCH = exact.ExactBackend.name, usearch_hnsw.UsearchBackend.name
 
 
 def choose(settings: DenseSettings, live_rows: int) -> str:
-    """The backend a new generation of ``live_rows`` live chunks gets."""
+    """The backend a new generation of ``live_rows`` live chunks gets: the one the manifest
+    names, else exact search up to the ANN threshold and a usearch graph above it."""
+    if settings.backend is not None:
+        return settings.backend
     return USEARCH if live_rows > settings.threshold else EXACT
 
 
 def stored_backend(settings: DenseSettings) -> str:
-    """The backend whose files a saved generation names (a graph file: usearch; none: exact)."""
+    """The backend a saved generation uses: the one named, else usearch if it has a graph file."""
+    if settings.backend is not None:
+        return settings.backend
     return USEARCH if settings.file else EXACT
 
 

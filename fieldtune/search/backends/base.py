@@ -22,14 +22,15 @@ from ``first_new_row`` and deletes ``removed``, whose ``search`` runs
 ``ORDER BY embedding <#> query LIMIT count`` (``exact = False``: the index
 rescores against the stored vectors, or set ``exact = True`` for an exact
 ``vector`` column), and whose ``save`` returns the table name to record in
-the manifest's ``ann.file``. Register it under ``"pgvector"`` and add the
-import line to ``backends/__init__.py``; ``choose`` then needs to know when to
-pick it (a ``backend`` key in the manifest's ``ann`` section, set from
-``fieldtune index --store pgvector``, is the natural switch; opening reads it
-in :func:`~fieldtune.search.backends.stored_backend`). A store that also
-keeps the chunk records and metadata in PostgreSQL is a wider seam than this
-one (segments would move too); this Protocol keeps the vectors' side of it
-separate so that step only replaces :class:`StoredVectors`' source.
+the manifest's ``ann.file`` (its DSN and options go in ``ann.config``).
+Register it under ``"pgvector"`` and add its import line to
+``backends/__init__.py``. ``fieldtune index --store pgvector`` then only sets
+``DenseSettings(backend="pgvector")`` in the new index's manifest: a named
+backend is used for every generation and reopened by name, whatever the
+threshold. A store that also keeps the chunk records and metadata in
+PostgreSQL is a wider seam than this one (segments would move too); this
+Protocol keeps the vectors' side separate, so that step only replaces where
+:class:`StoredVectors` come from.
 """
 
 from __future__ import annotations
