@@ -3,8 +3,9 @@
 ``Index.build`` turns a corpus into an index directory, ``Index.open`` opens
 one, and ``Index.search`` ranks documents (or chunks) for a query. See
 :mod:`fieldtune.search.index` for the modes and the Matryoshka ``dim`` funnel,
-and :mod:`fieldtune.search.state` for the directory layout and how updates
-stay atomic.
+:mod:`fieldtune.search.state` for the directory layout and how updates stay
+atomic, :mod:`fieldtune.search.manifest` for ``index.json``, and
+:mod:`fieldtune.search.backends` for the dense backends (exact, usearch).
 """
 
 from __future__ import annotations

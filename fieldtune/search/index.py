@@ -175,6 +175,7 @@ class Index:
 
     @property
     def manifest(self) -> IndexManifest:
+        """The current generation's ``index.json`` (``info()`` gives it as a dict, with live counts)."""
         return self._state.manifest
 
     @property
