@@ -11,26 +11,27 @@ it, so a rerun, or a run after an interruption, only extracts what is missing.
 
 Plugging in an LLM extractor
 ----------------------------
-Write a class with a ``name`` and an ``extract`` method that calls
-:func:`run_batches` with a batch function sending, say, 8 chunk texts per
-request and returning, per text, ``(surface, start, hint)`` triples, where
-``hint`` is the model's one-sentence description of the term (``start`` may be
--1 when the model does not give an offset). Give it a ``config_hash`` covering
-the model name, prompt and temperature, so changing any of them invalidates
-the cache. Register it::
+In a new module (``concepts/llm.py``), write a class with a ``name`` and an
+``extract`` method that calls :func:`run_batches` with a batch function
+sending, say, 8 chunk texts per request and returning, per text,
+``(surface, start, hint)`` triples, where ``hint`` is the model's one-sentence
+description of the term (``start`` may be -1 when the model does not give an
+offset). Give it a ``config_hash`` covering the model name, prompt and
+temperature, so changing any of them invalidates the cache. Register it at the
+end of that module::
 
     register_extractor("llm", lambda config: LLMExtractor(model="...", prompt=PROMPT))
 
-and select it with ``build_graph(chunks, extractor="llm")``. Nothing else
-changes: hints become descriptions when the corpus has no defining sentence
-for a concept. With fewer, better candidates, a lower ``min_df`` (even 1) is
-usually right.
+import the module in the package ``__init__`` (as is done for
+:mod:`fieldtune.concepts.statistical`), and select it with
+``build_graph(chunks, extractor="llm")``. Nothing else changes: hints become
+descriptions when the corpus has no defining sentence for a concept. With
+fewer, better candidates, a lower ``min_df`` (even 1) is usually right.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import json
 import logging
@@ -39,13 +40,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from fieldtune.concepts.config import ConceptConfig
 from fieldtune.errors import FieldtuneError
+from fieldtune.registry import Registry
 from fieldtune.types import Chunk
-
-if TYPE_CHECKING:
-    from fieldtune.concepts.config import ConceptConfig
 
 logger = logging.getLogger("fieldtune.concepts")
 
@@ -227,40 +227,26 @@ def run_batches(
     ]
 
 
-ExtractorFactory = Callable[["ConceptConfig"], ConceptExtractor]
+ExtractorFactory = Callable[[ConceptConfig], ConceptExtractor]
 
-#: Registered extractors: name -> factory taking a :class:`ConceptConfig`.
-EXTRACTORS: dict[str, ExtractorFactory] = {}
+#: Registered extractors: name -> factory taking a :class:`ConceptConfig`. Each extractor's module
+#: registers itself; the package ``__init__`` imports every such module, so the table is complete
+#: whenever any part of :mod:`fieldtune.concepts` is imported (and this module imports none of them).
+EXTRACTORS: Registry[ExtractorFactory] = Registry("concept extractor")
 
 
 def register_extractor(name: str, factory: ExtractorFactory) -> None:
     """Add an extractor under ``name``; a name can be registered once."""
-    if name in EXTRACTORS:
-        raise ValueError(f"an extractor named {name!r} is already registered")
-    EXTRACTORS[name] = factory
+    EXTRACTORS.register(name, factory)
 
 
 def get_extractor(name: str, config: ConceptConfig | None = None) -> ConceptExtractor:
     """The extractor registered as ``name``, configured with ``config``."""
-    factory = EXTRACTORS.get(name)
-    if factory is None:
-        close = difflib.get_close_matches(name, list(EXTRACTORS), n=3, cutoff=0.5)
+    if name not in EXTRACTORS:
+        close = EXTRACTORS.suggest(name)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
         raise UnknownExtractorError(
             f"unknown concept extractor {name!r}; {hint}"
             f"registered extractors: {', '.join(sorted(EXTRACTORS))}"
         )
-    from fieldtune.concepts.config import ConceptConfig
-
-    return factory(config or ConceptConfig())
-
-
-def _statistical(config: ConceptConfig) -> ConceptExtractor:
-    from fieldtune.concepts.statistical import StatisticalExtractor
-
-    return StatisticalExtractor(
-        max_words=config.max_words, single_words=config.single_words, batch_size=config.batch_size
-    )
-
-
-register_extractor("statistical", _statistical)
+    return EXTRACTORS[name](config or ConceptConfig())

@@ -32,6 +32,7 @@ from fieldtune.concepts.edges import build_edges
 from fieldtune.concepts.extractors import ExtractionCache, get_extractor
 from fieldtune.concepts.occurrences import build_concepts, find_occurrences
 from fieldtune.concepts.terms import Term, group_candidates, merge_near_duplicates, score_terms
+from fieldtune.encoding import Encoder
 from fieldtune.errors import InputError
 from fieldtune.types import Chunk, Concept, ConceptEdge, EdgeType
 from fieldtune.workdir import atomic_write, write_json
@@ -44,8 +45,9 @@ logger = logging.getLogger("fieldtune.concepts")
 GRAPH_JSON = "graph.json"
 GRAPH_GRAPHML = "graph.graphml"
 EXTRACTION_CACHE = "extraction-cache.jsonl"
-FORMAT = "fieldtune.concept-graph"
-FORMAT_VERSION = 1
+#: The ``format`` field of the concept graph's JSON (the ANN index has a graph file of its own).
+CONCEPT_GRAPH_FORMAT = "fieldtune.concept-graph"
+CONCEPT_GRAPH_VERSION = 1
 NAME_BATCH_SIZE = 128  # concept names are short: large batches encode faster
 
 
@@ -73,8 +75,8 @@ class ConceptGraph:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
+            "format": CONCEPT_GRAPH_FORMAT,
+            "version": CONCEPT_GRAPH_VERSION,
             "config": self.config,
             "stats": self.stats,
             "concepts": [concept.to_dict() for concept in self.concepts],
@@ -136,8 +138,8 @@ def read_graph(directory: str | Path) -> ConceptGraph:
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT:
-            raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
+        if data.get("format") != CONCEPT_GRAPH_FORMAT:
+            raise ValueError(f"format is {data.get('format')!r}, expected {CONCEPT_GRAPH_FORMAT!r}")
         return ConceptGraph.from_dict(data)
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
         raise InputError(
@@ -181,8 +183,6 @@ def _select_terms(
     stats: dict[str, Any],
 ) -> tuple[list[Term], np.ndarray]:
     """Extract, score and merge: the concept terms, best first, and their name embeddings."""
-    from fieldtune.encoding import Encoder
-
     cache = ExtractionCache(Path(cache_dir) / EXTRACTION_CACHE) if cache_dir is not None else None
     candidates = get_extractor(extractor, config).extract(chunks, cache=cache, progress=progress)
     groups = group_candidates(candidates, chunks)

@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from fieldtune.concepts.extractors import ExtractionCache, Found, TermCandidate, run_batches
+from fieldtune.concepts.config import ConceptConfig
+from fieldtune.concepts.extractors import (
+    ExtractionCache,
+    Found,
+    TermCandidate,
+    register_extractor,
+    run_batches,
+)
 from fieldtune.concepts.text import (
     Token,
     generic_words,
@@ -36,6 +43,7 @@ from fieldtune.concepts.text import (
     tokenize,
     word_lists_digest,
 )
+from fieldtune.models import DEFAULT_MODEL, resolve_model
 from fieldtune.types import Chunk
 
 logger = logging.getLogger("fieldtune.concepts")
@@ -68,8 +76,6 @@ MIN_SINGLE_LETTERS = 6
 def common_words() -> frozenset[str]:
     """Whole words of the bundled model's vocabulary: a proxy for everyday English."""
     try:
-        from fieldtune.models import DEFAULT_MODEL, resolve_model
-
         vocab = Path(resolve_model(DEFAULT_MODEL).location) / "vocab.txt"
         words = vocab.read_text(encoding="utf-8").split()
     except Exception as error:  # no bundled model: single words are simply not proposed
@@ -175,3 +181,13 @@ class StatisticalExtractor:
                     if acceptable_phrase(window):
                         found.append((" ".join(window), token.start, ""))
         return found
+
+
+def _from_config(config: ConceptConfig) -> StatisticalExtractor:
+    """The factory the registry calls: the extractor's settings are part of :class:`ConceptConfig`."""
+    return StatisticalExtractor(
+        max_words=config.max_words, single_words=config.single_words, batch_size=config.batch_size
+    )
+
+
+register_extractor(StatisticalExtractor.name, _from_config)

@@ -330,10 +330,7 @@ def near_identical(a: Sequence[str], b: Sequence[str]) -> bool:
         return False
     if sorted(fa) == sorted(fb):
         return True
-    for x, y in zip(fa, fb, strict=True):
-        if x != y and edit_distance(x, y) > _allowed_edits(x, y):
-            return False
-    return True
+    return all(x == y or edit_distance(x, y) <= _allowed_edits(x, y) for x, y in zip(fa, fb, strict=True))
 
 
 def merge_near_duplicates(

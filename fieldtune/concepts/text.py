@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -117,8 +118,6 @@ def irregular_plurals() -> Mapping[str, str]:
 
 def word_lists_digest() -> str:
     """A short hash of the word lists, so caches notice when they change."""
-    import hashlib
-
     digest = hashlib.sha256()
     for name in ("stopwords.txt", "generic_words.txt", "plurals.txt"):
         digest.update((DATA_DIR / name).read_bytes())
