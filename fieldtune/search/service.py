@@ -151,7 +151,7 @@ def server_options(app: FastAPI) -> dict[str, Any]:
 
 
 def _version() -> str:
-    from fieldtune import __version__
+    from fieldtune.version import __version__
 
     return __version__
 
