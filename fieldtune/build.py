@@ -17,10 +17,10 @@ from pathlib import Path
 
 from fieldtune.config import BuildConfig
 from fieldtune.evaluate.result import EvaluationResult
-from fieldtune.stages import STAGES, Stage, StageContext, stages_until
 from fieldtune.stages.artifacts import EVAL, MODEL, ArtifactCache, Artifacts, covers
-from fieldtune.stages.base import guard_reads
+from fieldtune.stages.base import Stage, StageContext, guard_reads
 from fieldtune.stages.ingest import CorpusTooSmallError
+from fieldtune.stages.registry import STAGES, stages_until
 from fieldtune.workdir import StageResult, WorkDir
 
 logger = logging.getLogger("fieldtune.build")

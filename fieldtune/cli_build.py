@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from fieldtune.ingest import OnError
+from fieldtune.stages.order import ORDER
 
 CorpusArg = Annotated[Path, typer.Argument(help="BEIR directory (only corpus.jsonl is read), .jsonl, .csv, or a folder of .txt/.md/.tex/.pdf")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Work directory: every artifact, the manifest, and DIR/model.")]
@@ -83,10 +84,8 @@ def _command(until: str, doc: str) -> Callable[..., None]:
 
 
 def register(app: typer.Typer) -> None:
-    from fieldtune.stages import STAGES
-
     app.command("build")(_command(
         "card", "Corpus -> concept graph -> pairs -> hard negatives -> tuned model with its card, then the evaluation table."))
-    for stage in STAGES.values():
-        if stage.command:
-            app.command(stage.name)(_command(stage.name, stage.summary))
+    for entry in ORDER:
+        if entry.command:
+            app.command(entry.name)(_command(entry.name, entry.summary))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fieldtune.hashing import file_sha256, path_sha256
-from fieldtune.stages import STAGES
+from fieldtune.stages.registry import STAGES
 
 from .build_fixture import write_corpus
 

@@ -8,8 +8,9 @@ import pytest
 
 from fieldtune.build import run_build, run_stage
 from fieldtune.config import BuildConfig
-from fieldtune.stages import STAGES, Stage, StageContext, UndeclaredArtifactError, stages_until
-from fieldtune.stages.artifacts import CHUNKS, DOCUMENTS, GRAPH, ArtifactCache, Artifacts
+from fieldtune.stages.artifacts import CHUNKS, DOCUMENTS, GRAPH, ArtifactCache, Artifacts, UndeclaredArtifactError
+from fieldtune.stages.base import Stage, StageContext
+from fieldtune.stages.registry import STAGES, stages_until
 from fieldtune.workdir import WorkDir, write_jsonl
 
 from .build_fixture import write_corpus
@@ -64,7 +65,7 @@ def _sneaky_stage(inputs: tuple[str, ...]) -> Stage:
         ctx.output("sneaky.json").write_text("{}")
         return {}
 
-    return Stage(name="sneaky", summary="", inputs=inputs, outputs=("sneaky.json",), run=run, params=lambda c: {})
+    return Stage(name="sneaky", inputs=inputs, outputs=("sneaky.json",), run=run, params=lambda c: {})
 
 
 def test_a_stage_that_opens_an_undeclared_artifact_fails(tmp_path: Path) -> None:

@@ -59,15 +59,12 @@ class Stage:
     """One step of the build (see the module docstring)."""
 
     name: str
-    summary: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     run: Callable[[StageContext], Mapping[str, Any]]
     params: Callable[[BuildConfig], Mapping[str, Any]]
     sources: Callable[[BuildConfig, Path], Mapping[str, Path]] = _no_sources
     scratch: tuple[str, ...] = ()
-    #: whether ``fieldtune <name>`` runs the build up to this stage
-    command: bool = False
 
 
 class _ReadGuard:

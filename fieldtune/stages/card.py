@@ -20,7 +20,6 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
 
 STAGE = Stage(
     name="card",
-    summary="... then write the model card (model/README.md).",
     inputs=(EVAL, GRAPH, *MODEL_RECORDS),
     outputs=(MODEL_CARD,),
     run=run,

@@ -42,7 +42,6 @@ def _params(config: BuildConfig) -> Mapping[str, Any]:
 
 STAGE = Stage(
     name="chunk",
-    summary="Cut documents into token-bounded chunks (chunks.jsonl).",
     inputs=(DOCUMENTS,),
     outputs=(CHUNKS,),
     run=run,

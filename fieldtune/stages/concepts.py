@@ -28,10 +28,8 @@ def _params(config: BuildConfig) -> Mapping[str, Any]:
 
 STAGE = Stage(
     name="concepts",
-    summary="Ingest, chunk and extract the concept graph (graph.json, graph.graphml).",
     inputs=(CHUNKS,),
     outputs=(GRAPH, GRAPHML),
     run=run,
     params=_params,
-    command=True,
 )

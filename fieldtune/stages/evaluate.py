@@ -44,7 +44,6 @@ def _params(config: BuildConfig) -> Mapping[str, Any]:
 
 STAGE = Stage(
     name="eval",
-    summary="... then evaluate model/ against the base and BM25 (eval/).",
     inputs=(MODEL, DERIVED),
     outputs=(EVAL,),
     run=run,

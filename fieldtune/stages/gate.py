@@ -88,7 +88,6 @@ def _params(config: BuildConfig) -> Mapping[str, Any]:
 
 STAGE = Stage(
     name="gate",
-    summary="... then score trained / averaged / base on the dev split and install the best as model/.",
     inputs=(TRAINED_MODEL, DERIVED_DEV, CHUNKS),
     outputs=(MODEL,),
     scratch=(TRAINING, f"{MODEL}.new", f"{MODEL}.old"),

@@ -49,7 +49,6 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
 
 STAGE = Stage(
     name="ingest",
-    summary="Read the corpus into documents.jsonl.",
     inputs=(),
     outputs=(DOCUMENTS,),
     run=run,

@@ -34,10 +34,8 @@ def _params(config: BuildConfig) -> Mapping[str, Any]:
 
 STAGE = Stage(
     name="mine",
-    summary="... then hard negatives with false-negative control.",
     inputs=(CHUNKS, GRAPH, f"{PAIRS}/train.jsonl", f"{PAIRS}/dev.jsonl", PAIR_TEXTS),
     outputs=tuple(f"{MINED}/{split}.jsonl" for split in SPLITS),
     run=run,
     params=_params,
-    command=True,
 )

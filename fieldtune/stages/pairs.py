@@ -53,10 +53,8 @@ def _params(config: BuildConfig) -> Mapping[str, Any]:
 
 STAGE = Stage(
     name="pairs",
-    summary="... then training pairs split by concept, the leakage check, and the derived test set.",
     inputs=(CHUNKS, GRAPH),
     outputs=tuple(f"{PAIRS}/{split}.jsonl" for split in SPLITS) + (PAIR_TEXTS, DERIVED, DERIVED_DEV),
     run=run,
     params=_params,
-    command=True,
 )

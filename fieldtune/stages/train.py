@@ -38,11 +38,9 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
 
 STAGE = Stage(
     name="train",
-    summary="... then fine-tune (MNRL inside MatryoshkaLoss) into training/model.",
     inputs=(f"{MINED}/train.jsonl", f"{MINED}/dev.jsonl", PAIR_TEXTS, CHUNKS),
     outputs=(TRAINED_MODEL,),
     scratch=(TRAINING,),
     run=run,
     params=_params,
-    command=True,
 )
