@@ -34,7 +34,7 @@ import numpy as np
 from fieldtune.bm25 import BM25Index
 from fieldtune.search.backends import BACKEND_DIR, StoredVectors, VectorBackend, open_backend
 from fieldtune.search.manifest import INDEX_MANIFEST, IndexManifest
-from fieldtune.search.store import Segment, VectorStore, save_array
+from fieldtune.search.store import Segment, VectorStore, index_file, load_array, save_array
 from fieldtune.types import Document
 
 try:
@@ -60,7 +60,11 @@ def manifest_stamp(root: Path) -> tuple[int, int, int] | None:
 
 
 def load_current(root: Path, attempts: int = 3) -> IndexState:
-    """Open the generation ``index.json`` names, retrying if a writer replaced it meanwhile."""
+    """Open the generation ``index.json`` names, retrying if a writer replaced it meanwhile.
+
+    A file still missing after the retries, or a damaged one, raises an error
+    that names it and says to rebuild the index (see :mod:`fieldtune.search.store`).
+    """
     for attempt in range(attempts):
         manifest = IndexManifest.read(root)
         try:
@@ -162,7 +166,7 @@ class IndexState:
         store = VectorStore(segments)
         generation = root / manifest.generation_dir
         deleted = np.zeros(store.rows, dtype=bool)
-        deleted[np.load(generation / DELETED)] = True
+        deleted[load_array(generation / DELETED, mmap=False)] = True
         vectors = StoredVectors(store, deleted, manifest.dimension)
         doc_ids: list[str] = []
         row_docs = np.empty(store.rows, dtype=np.int64)
@@ -174,9 +178,11 @@ class IndexState:
         doc_index = {doc_ids[i]: i for i in np.flatnonzero(live).tolist()}
         bm25, bm25_rows = None, np.zeros(0, dtype=np.int64)
         if manifest.bm25:
-            bm25 = BM25Index.load(generation / BM25_DIR)
-            bm25_rows = np.load(generation / BM25_ROWS)
-        backend = open_backend(root, manifest.ann, vectors)
+            with index_file(generation / BM25_DIR):
+                bm25 = BM25Index.load(generation / BM25_DIR)
+            bm25_rows = load_array(generation / BM25_ROWS, mmap=False)
+        with index_file(root / BACKEND_DIR):
+            backend = open_backend(root, manifest.ann, vectors)
         return cls(root, manifest, vectors, row_docs, doc_ids, doc_index, bm25, bm25_rows, backend)
 
     def chunk(self, row: int) -> dict[str, Any]:

@@ -22,12 +22,16 @@ A *segment* is an immutable directory written once by a build or an ``add``:
 
 Every array is opened with ``np.load(mmap_mode="r")``: pages are read on
 demand and shared between processes, and nothing is copied into memory.
+A missing or damaged file raises :class:`MissingIndexFileError` or
+:class:`DamagedIndexError`, which name the file and say to rebuild the index
+(the command line prints them without a traceback).
 For 384 dimensions an int8 row takes 384 + 4 (scale) + 4 x 4 (norms) = 404
 bytes, 26% of the 1,536 bytes of float32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -36,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from fieldtune.errors import FieldtuneError
 from fieldtune.search.options import Storage
 from fieldtune.types import Chunk, Document
 from fieldtune.workdir import atomic_write
@@ -54,6 +59,50 @@ BLOCK_ROWS = 32_768
 #: A segment this small keeps a float32 copy of its stored values in memory (at most 100 MB
 #: at 384-d), so exact search skips converting int8 to float32 on every query.
 CACHE_ROWS = 65_536
+
+#: What fixes a damaged index: its files are written only by fieldtune, so they cannot be repaired by hand.
+REBUILD = "rebuild the index with `fieldtune index`"
+
+
+class DamagedIndexError(FieldtuneError, ValueError):
+    """A file of an index is unreadable (truncated, or not what it should hold); the message names it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingIndexFileError(FieldtuneError, FileNotFoundError):
+    """A file an index needs is missing; the message names it.
+
+    A ``FileNotFoundError`` too, so a reader that raced a writer deleting an
+    old generation (see :func:`fieldtune.search.state.load_current`) retries.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@contextlib.contextmanager
+def index_file(path: Path) -> Iterator[None]:
+    """Turn a missing or unreadable file read in the block into an error naming it (``path`` if unknown).
+
+    ``path`` is the file read, or the folder of the files read by a library
+    (BM25, a dense backend), whose errors seldom say which file was wrong.
+    """
+    try:
+        yield
+    except FieldtuneError:
+        raise
+    except FileNotFoundError as error:
+        raise MissingIndexFileError(f"{error.filename or path}: missing from the index; {REBUILD}") from error
+    except (OSError, ValueError, EOFError) as error:
+        raise DamagedIndexError(f"{path}: damaged index file ({error}); {REBUILD}") from error
+
+
+def load_array(path: Path, *, mmap: bool = True) -> np.ndarray:
+    """An index's ``.npy`` file, memory-mapped unless ``mmap`` is False, or an error naming it."""
+    with index_file(path):
+        return np.load(path, mmap_mode="r" if mmap else None)
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
@@ -154,8 +203,14 @@ class RecordFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._offsets = np.load(path.with_name(path.name + OFFSETS), mmap_mode="r")
-        self._handle = open(path, "rb")  # noqa: SIM115 - held for the life of the segment
+        self._offsets = load_array(path.with_name(path.name + OFFSETS))
+        with index_file(path):
+            self._handle = open(path, "rb")  # noqa: SIM115 - held for the life of the segment
+        # A truncated file would fail on the first search that reads past its end: refuse it now.
+        size, expected = os.fstat(self._handle.fileno()).st_size, int(self._offsets[-1])
+        if size != expected:
+            self._handle.close()
+            raise DamagedIndexError(f"{path}: damaged index file ({size} bytes, its offsets say {expected}); {REBUILD}")
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -180,18 +235,17 @@ class Segment:
         self.directory = directory
         self.storage = storage
         self.dims = dims
-        self.vectors = np.load(directory / VECTORS, mmap_mode="r")
-        self.scales = (
-            np.load(directory / SCALES, mmap_mode="r") if storage is Storage.INT8 else None
-        )
-        self.norms = np.load(directory / NORMS, mmap_mode="r")
-        self.chunk_docs = np.load(directory / CHUNK_DOCS, mmap_mode="r")
-        self.doc_ids: list[str] = json.loads((directory / DOC_IDS).read_text(encoding="utf-8"))
+        self.vectors = load_array(directory / VECTORS)
+        self.scales = load_array(directory / SCALES) if storage is Storage.INT8 else None
+        self.norms = load_array(directory / NORMS)
+        self.chunk_docs = load_array(directory / CHUNK_DOCS)
+        with index_file(directory / DOC_IDS):
+            self.doc_ids: list[str] = json.loads((directory / DOC_IDS).read_text(encoding="utf-8"))
         self.chunks = RecordFile(directory / SEGMENT_CHUNKS)
         self.documents = RecordFile(directory / SEGMENT_DOCUMENTS)
         self._values: np.ndarray | None = None
         if not len(self.vectors) == len(self.norms) == len(self.chunk_docs) == len(self.chunks):
-            raise ValueError(f"{directory}: segment files disagree on the number of chunks")
+            raise DamagedIndexError(f"{directory}: segment files disagree on the number of chunks; {REBUILD}")
 
     @property
     def rows(self) -> int:
