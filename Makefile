@@ -22,11 +22,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/fieldtune demo --out out/demo
 
+# The default suite leaves out tests marked slow (real training, export, whole builds): a few minutes on 2 cores.
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# pytest exits 5 when no test is selected (e.g. -k narrows the slow set to nothing): not a failure here.
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS) || test $$? -eq 5
 
 test-all: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -29,12 +29,36 @@ def tokenizer():
 
 
 TINY_CORPUS = [
-    {"_id": "d1", "title": "Kostka numbers", "text": "Kostka numbers count semistandard Young tableaux of a given shape and weight."},
-    {"_id": "d2", "title": "Hall polynomials", "text": "Hall polynomials are the structure constants of the Hall algebra of finite abelian p-groups."},
-    {"_id": "d3", "title": "Protein folding", "text": "Chaperone proteins assist the folding of newly synthesised polypeptide chains in the cell."},
-    {"_id": "d4", "title": "Graph colouring", "text": "A proper colouring assigns colours to the vertices of a graph so that adjacent vertices differ."},
-    {"_id": "d5", "title": "Heat equation", "text": "The heat equation is a parabolic partial differential equation describing diffusion of heat."},
-    {"_id": "q3", "title": "", "text": "Text of a query that also sits in the corpus, as some sets do: which proteins help folding?"},
+    {
+        "_id": "d1",
+        "title": "Kostka numbers",
+        "text": "Kostka numbers count semistandard Young tableaux of a given shape and weight.",
+    },
+    {
+        "_id": "d2",
+        "title": "Hall polynomials",
+        "text": "Hall polynomials are the structure constants of the Hall algebra of finite abelian p-groups.",
+    },
+    {
+        "_id": "d3",
+        "title": "Protein folding",
+        "text": "Chaperone proteins assist the folding of newly synthesised polypeptide chains in the cell.",
+    },
+    {
+        "_id": "d4",
+        "title": "Graph colouring",
+        "text": "A proper colouring assigns colours to the vertices of a graph so that adjacent vertices differ.",
+    },
+    {
+        "_id": "d5",
+        "title": "Heat equation",
+        "text": "The heat equation is a parabolic partial differential equation describing diffusion of heat.",
+    },
+    {
+        "_id": "q3",
+        "title": "",
+        "text": "Text of a query that also sits in the corpus, as some sets do: which proteins help folding?",
+    },
 ]
 TINY_QUERIES = [
     {"_id": "q1", "text": "how many semistandard tableaux have shape and weight"},
@@ -60,7 +84,9 @@ def tiny_beir(tmp_path: Path) -> Path:
     return write_beir_dir(tmp_path / "tiny")
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+def run_cli(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
     """Run ``fieldtune ARGS`` in-process through the real entry point; return (exit code, stdout, stderr)."""
     from fieldtune.cli import main
 

@@ -3,7 +3,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from fieldtune.demo.run import run_demo
+
+# The whole demo short of training: collects SymPy's docstrings, encodes, evaluates (half a minute).
+pytestmark = pytest.mark.slow
 
 
 def test_demo_prints_base_vs_bm25_table(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ def _reference(kind: str) -> np.ndarray:
     return Encoder("minilm", precision="fp32", use_cache=False, show_progress=False).encode(TEXTS, kind=kind)
 
 
+@pytest.mark.slow
 def test_fp32_export_matches_sentence_transformers(exports):
     encoder = Encoder(str(exports["fp32"]), use_cache=False, show_progress=False)
     for kind in ("query", "document"):
@@ -42,6 +43,7 @@ def test_fp32_export_matches_sentence_transformers(exports):
         assert cosine.min() > 0.9999
 
 
+@pytest.mark.slow
 def test_int8_export_stays_close(exports):
     encoder = Encoder(str(exports["int8"]), use_cache=False, show_progress=False)
     cosine = (encoder.encode(TEXTS, kind="document") * _reference("document")).sum(axis=1)
@@ -51,6 +53,7 @@ def test_int8_export_stays_close(exports):
     assert record["int8"] is True and record["pooling"] == "mean" and record["normalize"] is True
 
 
+@pytest.mark.slow
 def test_export_is_recognised_and_not_trainable(exports):
     assert is_onnx_export(exports["fp32"])
     with pytest.raises(ModelNotFoundError, match="cannot be loaded"):
@@ -64,6 +67,7 @@ def test_export_refuses_a_directory_holding_something_else(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_cli_export_then_eval(tmp_path, tiny_beir, capsys, monkeypatch):
     out = tmp_path / "cli-export"
     export = ["export", "--model", "minilm", "--out", str(out), "--onnx", "--int8"]
@@ -77,6 +81,7 @@ def test_cli_export_then_eval(tmp_path, tiny_beir, capsys, monkeypatch):
     assert code != 0 and "--onnx" in stdout + stderr
 
 
+@pytest.mark.slow
 def test_export_keeps_a_final_rotation(tmp_path):
     from fieldtune.rotation import add_rotation
 

@@ -211,6 +211,7 @@ def test_a_diverging_loss_stops_with_advice() -> None:
 # ---- real training ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_a_plain_sentence_transformers_model(tiny_run) -> None:
     result, out = tiny_run
     model_dir = out / "model"
@@ -230,6 +231,7 @@ def test_tiny_run_writes_a_plain_sentence_transformers_model(tiny_run) -> None:
     assert [p.step for p in result.history if p.eval_loss is not None] == [0, 2, 4]
 
 
+@pytest.mark.slow
 def test_saved_model_applies_prompts_and_differs_from_base(tiny_run) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
@@ -272,6 +274,7 @@ def test_budget_too_small_says_what_would_work(tmp_path: Path, data) -> None:
     assert not (tmp_path / "model").exists()
 
 
+@pytest.mark.slow
 def test_budget_stops_training_and_keeps_the_best_model(tmp_path: Path) -> None:
     chunks, pairs = synthetic(
         n_chunks=200, anchors_per_chunk=10
@@ -292,6 +295,7 @@ def test_budget_stops_training_and_keeps_the_best_model(tmp_path: Path) -> None:
     assert (tmp_path / "model" / BASE_RECORD).is_file()
 
 
+@pytest.mark.slow
 def test_early_stopping_when_dev_loss_stops_improving(tmp_path: Path, data) -> None:
     chunks, pairs = synthetic()
     # Dev pairs send each anchor to the *next* chunk: what training teaches makes them worse.
@@ -313,6 +317,7 @@ def test_early_stopping_when_dev_loss_stops_improving(tmp_path: Path, data) -> N
     assert result.best_step < result.steps
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_from_its_last_checkpoint(
     tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch
 ) -> None:
