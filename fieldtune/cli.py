@@ -10,7 +10,7 @@ import logging
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.exceptions import TyperException
@@ -63,7 +63,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs too.")] = False,
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
 ) -> None:
     _setup_logging(verbose)
 
@@ -118,10 +118,10 @@ def eval_command(
     model: Annotated[str, typer.Option("--model", help="Model under test: registered name, directory, or hub id.")],
     data: Annotated[Path, typer.Option("--data", help="BEIR directory (corpus.jsonl, queries.jsonl, qrels/).")],
     split: Annotated[str, typer.Option(help="qrels split to score.")] = "test",
-    baseline: Annotated[Optional[list[str]], typer.Option("--baseline", help="'base', 'bm25', or another model; repeat for several.")] = None,
-    dims: Annotated[Optional[str], typer.Option(help="Matryoshka dimensions, e.g. 384,256,128,64 (default: full and powers of two down to 64).")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full result as JSON.")] = None,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write the tables as Markdown (.md) or HTML (.html).")] = None,
+    baseline: Annotated[list[str] | None, typer.Option("--baseline", help="'base', 'bm25', or another model; repeat for several.")] = None,
+    dims: Annotated[str | None, typer.Option(help="Matryoshka dimensions, e.g. 384,256,128,64 (default: full and powers of two down to 64).")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the tables as Markdown (.md) or HTML (.html).")] = None,
     precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision; auto = bf16 where the CPU/GPU computes it natively, else fp32.")] = PrecisionChoice.auto,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 10_000,
@@ -185,7 +185,7 @@ def index_command(
     max_tokens: Annotated[int, typer.Option(help="Chunk length limit in model tokens.")] = 256,
     overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")] = 32,
     storage: Annotated[str, typer.Option(help="Embedding storage on disk: int8 or float16.")] = "int8",
-    dim: Annotated[Optional[int], typer.Option(help="Store only the first N dimensions (Matryoshka); default: all.")] = None,
+    dim: Annotated[int | None, typer.Option(help="Store only the first N dimensions (Matryoshka); default: all.")] = None,
     ann_threshold: Annotated[int, typer.Option(help="Use an HNSW graph above this many chunks; exact search below.")] = 20_000,
     precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision; auto = bf16 where the CPU/GPU computes it natively, else fp32.")] = PrecisionChoice.auto,
 ) -> None:
@@ -211,8 +211,8 @@ def search(
     index: Annotated[Path, typer.Option("--index", help="Index directory built by `fieldtune index`.")],
     k: Annotated[int, typer.Option("--k", help="Number of results (1-1000).")] = 10,
     mode: Annotated[str, typer.Option(help="dense, bm25 or hybrid.")] = "hybrid",
-    dim: Annotated[Optional[int], typer.Option(help="Shortlist dimension (Matryoshka funnel); default: full.")] = None,
-    fusion: Annotated[Optional[str], typer.Option(help="Hybrid fusion: rrf or score (default: the index's).")] = None,
+    dim: Annotated[int | None, typer.Option(help="Shortlist dimension (Matryoshka funnel); default: full.")] = None,
+    fusion: Annotated[str | None, typer.Option(help="Hybrid fusion: rrf or score (default: the index's).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as a JSON list.")] = False,
     chunks: Annotated[bool, typer.Option("--chunks", help="Rank chunks instead of documents.")] = False,
 ) -> None:
@@ -241,15 +241,15 @@ def serve(
     index: Annotated[Path, typer.Option("--index", help="Index directory built by `fieldtune index`.")],
     host: Annotated[str, typer.Option(help="Address to listen on (default: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
-    api_key: Annotated[Optional[str], typer.Option(
+    api_key: Annotated[str | None, typer.Option(
         "--api-key", envvar=API_KEY_ENV, show_envvar=True,
         help="Require this key (header X-API-Key or ?api_key=) on all but the page and a minimal /health. "
         "Prefer the environment variable or --api-key-file: a command line shows in `ps`.",
     )] = None,
-    api_key_file: Annotated[Optional[Path], typer.Option(
+    api_key_file: Annotated[Path | None, typer.Option(
         "--api-key-file", help="Read the API key from the first line of this file.",
     )] = None,
-    allow_host: Annotated[Optional[list[str]], typer.Option(
+    allow_host: Annotated[list[str] | None, typer.Option(
         "--allow-host", help="Also answer requests whose Host is this name (one clients use to reach the server); "
         "repeat for several, '*' for any. Loopback names and --host are always answered.",
     )] = None,
