@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fieldtune.errors import ModelNotFoundError
+from safetensors import SafetensorError, safe_open
+
+from fieldtune.errors import FieldtuneError, ModelNotFoundError
 from fieldtune.hardware import best_device
 from fieldtune.model_record import MODEL_RECORD as BASE_RECORD  # re-exported: one definition
 from fieldtune.onnx_layout import ONNX_RECORD, is_onnx_export
@@ -34,6 +36,14 @@ logger = logging.getLogger("fieldtune.models")
 DEFAULT_MODEL = "minilm"
 HUB_HOST = "huggingface.co"
 ALLOW_HUB_ENV = "FIELDTUNE_ALLOW_HUB"
+
+
+#: What fixes a damaged model directory (a copy cut short, a disk that filled up while saving).
+REPAIR = "re-export or re-download the model"
+
+
+class DamagedModelError(FieldtuneError):
+    """A model directory whose files are truncated or unreadable; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -174,11 +184,37 @@ def load_model(
             f"{spec}: an ONNX export encodes (eval, index, search) but cannot be loaded as a "
             "sentence-transformers model for training; use the model it was exported from"
         )
+    if ref.kind != "hub":
+        check_model_files(Path(ref.location))
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(ref.location, device=device or best_device(), **kwargs)
+    try:
+        model = SentenceTransformer(ref.location, device=device or best_device(), **kwargs)
+    except (OSError, ValueError, SafetensorError) as error:  # what a damaged directory raises past the checks
+        raise DamagedModelError(f"{ref.location}: the model could not be loaded ({error}); {REPAIR}") from error
     logger.info("loaded %s from %s (%s, dim %s)", spec, ref.location, ref.kind, embedding_dimension(model))
     return model
+
+
+def check_model_files(directory: Path) -> None:
+    """Raise :class:`DamagedModelError` naming the first truncated weights file or unreadable JSON file.
+
+    Checked before loading because the libraries' own errors name neither
+    the file nor the fix (safetensors: "incomplete metadata, file not fully
+    covered"). Reading the JSON files and the weights' headers takes
+    milliseconds; the weights themselves are only memory-mapped.
+    """
+    for path in sorted(directory.rglob("*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise DamagedModelError(f"{path}: damaged model file ({error}); {REPAIR}") from error
+    for path in sorted(directory.rglob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="numpy"):
+                pass
+        except (OSError, SafetensorError) as error:
+            raise DamagedModelError(f"{path}: damaged weights ({error}); {REPAIR}") from error
 
 
 def base_model_of(spec: str) -> str | None:

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fieldtune.errors import require_extra
-from fieldtune.models import ModelRef
+from fieldtune.models import REPAIR, DamagedModelError, ModelRef, check_model_files
 from fieldtune.onnx_layout import ONNX_FILE, ONNX_RECORD, is_onnx_export
 
 
@@ -28,14 +28,20 @@ class OnnxModel:
         from transformers import AutoTokenizer
 
         self.path = Path(path)
+        check_model_files(self.path)  # the record and tokenizer files: a truncated one is named
         self.record = json.loads((self.path / ONNX_RECORD).read_text(encoding="utf-8"))
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        except (OSError, ValueError) as error:
+            raise DamagedModelError(f"{self.path}: the tokenizer could not be loaded ({error}); {REPAIR}") from error
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(self.path / ONNX_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        graph = self.path / ONNX_FILE
+        try:
+            self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) share no narrower base
+            raise DamagedModelError(f"{graph}: damaged ONNX graph ({error}); {REPAIR}") from error
         self.max_seq_length = int(self.record["max_seq_length"])
         self.prompts = dict(self.record.get("prompts") or {})
 
