@@ -230,6 +230,37 @@ def sorted_cycle(cycle: list[str]) -> list[str]:
     return cycle[start:] + cycle[:start]
 
 
+#: Constants every module of one kind defines by design (each stage module's registry entry).
+PER_MODULE_CONSTANTS = frozenset({"STAGE"})
+
+
+def module_constants() -> dict[str, list[str]]:
+    """Public UPPER_CASE names assigned at module level -> the modules that assign them."""
+    found: dict[str, list[str]] = {}
+    for module, path in module_names().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            for target in targets:
+                name = target.id if isinstance(target, ast.Name) else ""
+                if len(name) > 1 and name.isupper() and not name.startswith("_"):
+                    found.setdefault(name, []).append(module)
+    return found
+
+
+def test_module_constants_have_unique_names() -> None:
+    """Two modules never give one constant name two meanings (``FORMAT`` and ``MODEL_DIR`` once each
+    meant two things); a module that needs another's constant imports it."""
+    clashes = {
+        name: modules
+        for name, modules in module_constants().items()
+        if len(set(modules)) > 1 and name not in PER_MODULE_CONSTANTS
+    }
+    assert not clashes, "constants defined in more than one module:\n" + "\n".join(
+        f"  {name}: {', '.join(sorted(set(modules)))}" for name, modules in sorted(clashes.items())
+    )
+
+
 def test_report_local_imports() -> None:
     """Lists imports inside functions of light or internal modules; a warning, not a failure (yet).
 
