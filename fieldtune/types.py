@@ -196,3 +196,48 @@ class Pair:
             "negative_ids": tuple(data.get("negative_ids", ())),
             "negative_scores": None if scores is None else tuple(float(s) for s in scores),
         })
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query the user gave (a search log line, a question), without judgements.
+
+    ``id`` is the user's id, or ``q<line>`` for formats that carry none, so a
+    message about a query can point back at its line.
+    """
+
+    id: str
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Query:
+        return cls(id=str(data["id"]), text=data["text"])
+
+
+@dataclass(frozen=True)
+class LabelledQuery:
+    """A query with the documents the user judged relevant (``positive_ids``) and not (``negative_ids``).
+
+    The ids are *document* ids as the user wrote them (checked against the
+    corpus when read); training maps them to the documents' chunks.
+    """
+
+    id: str
+    text: str
+    positive_ids: tuple[str, ...]
+    negative_ids: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LabelledQuery:
+        return cls(
+            id=str(data["id"]),
+            text=data["text"],
+            positive_ids=tuple(data["positive_ids"]),
+            negative_ids=tuple(data.get("negative_ids", ())),
+        )
