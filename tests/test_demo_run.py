@@ -18,6 +18,8 @@ def test_demo_prints_base_vs_bm25_table(tmp_path: Path) -> None:
     assert result["counts"]["documents"] == 40
     assert (tmp_path / "demo" / "work" / "chunks.jsonl").exists()
     # Summaries (the queries) are not inside the documents they point to.
-    corpus = {json.loads(l)["_id"]: json.loads(l)["text"] for l in (tmp_path / "demo" / "sympy-docstrings" / "corpus.jsonl").open()}
-    queries = [json.loads(l) for l in (tmp_path / "demo" / "sympy-docstrings" / "queries.jsonl").open()]
+    beir = tmp_path / "demo" / "sympy-docstrings"
+    records = [json.loads(line) for line in (beir / "corpus.jsonl").open()]
+    corpus = {record["_id"]: record["text"] for record in records}
+    queries = [json.loads(line) for line in (beir / "queries.jsonl").open()]
     assert all(q["text"] not in corpus[q["_id"][2:]] for q in queries if q["_id"][2:] in corpus)
