@@ -10,12 +10,12 @@ from fieldtune.concepts.graph import read_graph
 from fieldtune.evaluate.report import comparison_rows, dimension_rows, markdown_table, summary_rows
 from fieldtune.evaluate.result import EvaluationResult
 from fieldtune.model_record import GateRecord, ModelRecord
+from fieldtune.stages.artifacts import MODEL, MODEL_CARD
 from fieldtune.training.losses import LOSSES
 from fieldtune.types import EdgeType
 from fieldtune.workdir import WorkDir, atomic_write
 
 #: where a build keeps its model and its evaluations, relative to the work directory
-MODEL_DIR = "model"
 EVAL_DIR = "eval"
 
 DERIVED_EXPLAINED = (
@@ -94,7 +94,7 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
     """The card's Markdown, from the build's manifest, graph, model records and evaluations under ``root``."""
     manifest = WorkDir(root).manifest().get("stages", {})
     graph = read_graph(root)
-    model_dir = root / MODEL_DIR
+    model_dir = root / MODEL
     record = ModelRecord.read(model_dir)
     evaluations = {p.stem: EvaluationResult.read(p) for p in sorted((root / EVAL_DIR).glob("*.json"))}
     stats = {name: stage.get("stats", {}) for name, stage in manifest.items()}
@@ -171,7 +171,7 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
 
 def write_card(root: Path, *, corpus: str, config: Any) -> Path:
     """Write ``root/model/README.md`` atomically; returns its path."""
-    path = root / MODEL_DIR / "README.md"
+    path = root / MODEL_CARD
     with atomic_write(path) as handle:
         handle.write(render_card(root, corpus=corpus, config=config))
     return path

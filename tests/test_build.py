@@ -26,6 +26,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return corpus, root / "out"
 
 
+@pytest.mark.slow
 def test_build_produces_model_card_and_manifest(built: tuple[Path, Path]) -> None:
     from sentence_transformers import SentenceTransformer
 
@@ -49,12 +50,14 @@ def test_build_produces_model_card_and_manifest(built: tuple[Path, Path]) -> Non
     assert (out / "graph.graphml").exists() and (out / "derived" / "qrels" / "test.tsv").exists()
 
 
+@pytest.mark.slow
 def test_rebuild_reuses_every_stage(built: tuple[Path, Path]) -> None:
     corpus, out = built
     result = run_build(corpus, out, _config())
     assert all(stage.skipped for stage in result.stages), [(s.name, s.skipped) for s in result.stages]
 
 
+@pytest.mark.slow
 def test_interrupted_build_resumes_without_redoing_finished_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import fieldtune.training.trainer as trainer
 

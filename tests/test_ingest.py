@@ -88,7 +88,8 @@ def test_jsonl_ids_metadata_and_blank_lines(tmp_path: Path) -> None:
     docs = read_corpus(str(path), report=report)
     assert [d.id for d in docs] == ["a", "7", "c"]
     assert docs[0].metadata == {"k": 1, "lang": "en"}
-    assert docs[1].title == "Only a title" and docs[1].text == ""
+    # A title-only record is read with its title as its text (so its chunk has tokens), not twice.
+    assert docs[1].text == "Only a title" and docs[1].title == ""
     assert docs[2].metadata == {"lang": "de"}  # explicit metadata wins over a stray key
     assert [d.source for d in docs] == ["docs.jsonl:1", "docs.jsonl:4", "docs.jsonl:5"]
     assert report.read == 3 and report.left_out == 0
@@ -287,8 +288,6 @@ def test_malformed_json_skip(tmp_path: Path, caplog: pytest.LogCaptureFixture) -
         ({"text": "no id"}, "has no id"),
         ({"id": "", "text": "blank id"}, "has no id"),
         ({"id": 1.5, "text": "x"}, "id must be a string or an integer"),
-        ({"id": "a"}, "has no text and no title"),
-        ({"id": "a", "text": "  ", "title": ""}, "has no text and no title"),
         ({"id": "a", "text": ["x"]}, "`text` must be a string"),
         ({"id": "a", "text": "x", "metadata": [1]}, "`metadata` must be a JSON object"),
     ],
@@ -302,6 +301,20 @@ def test_jsonl_bad_record(tmp_path: Path, record: dict[str, object], problem: st
     assert report.skipped == 1
 
 
+@pytest.mark.parametrize("record", [{"id": "a"}, {"id": "a", "text": "  ", "title": ""}])
+@pytest.mark.parametrize("on_error", [OnError.STOP, OnError.SKIP])
+def test_jsonl_empty_record_is_skipped_and_counted_whatever_on_error(
+    tmp_path: Path, record: dict[str, object], on_error: OnError
+) -> None:
+    """Real collections hold empty records (Cranfield has one): they never stop a run, and are counted."""
+    path = _write_jsonl(tmp_path / "c.jsonl", [{"id": "ok", "text": "fine"}, record])
+    report = IngestReport()
+    assert [d.id for d in read_corpus(path, on_error=on_error, report=report)] == ["ok"]
+    assert report.empty_records == 1 and report.skipped == 0
+    assert report.problems == [(f"{path}, line 2", "has no text and no title (id 'a')")]
+    assert report.summary() == "read 1 document; skipped 1 empty record"
+
+
 def test_csv_bad_records(tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_text("id,text\n1,fine\n,no id\n3,\n4,too,many\n", encoding="utf-8")
@@ -310,7 +323,7 @@ def test_csv_bad_records(tmp_path: Path) -> None:
     report = IngestReport()
     docs = read_corpus(path, on_error=OnError.SKIP, report=report)
     assert [d.id for d in docs] == ["1"]
-    assert report.skipped == 3
+    assert report.skipped == 2 and report.empty_records == 1  # row "3," has no text: empty, not bad
     assert [where for where, _ in report.problems] == [f"{path}, line {n}" for n in (3, 4, 5)]
     assert "has 3 fields but the header has 2" in report.problems[2][1]
 

@@ -12,7 +12,7 @@ from fieldtune.stages.artifacts import CHUNKS, GRAPH, MINED, PAIR_TEXTS, PAIRS
 from fieldtune.stages.base import Stage, StageContext
 from fieldtune.workdir import write_jsonl
 
-SPLITS = ("train", "dev")
+MINED_SPLITS = ("train", "dev")
 
 
 def run(ctx: StageContext) -> Mapping[str, Any]:
@@ -20,7 +20,7 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
     concepts = {c.id: c for c in ctx.artifacts.graph().concepts}
     precision = ctx.config.encode_precision().value
     stats = {}
-    for split in SPLITS:
+    for split in MINED_SPLITS:
         mined, mining_stats = mine_with_model(ctx.artifacts.pairs(split), texts, concepts, model=ctx.config.base,
                                               config=ctx.config.mining, precision=precision)
         write_jsonl(ctx.output(f"{MINED}/{split}.jsonl"), (p.to_dict() for p in mined))
@@ -35,7 +35,7 @@ def _params(config: BuildConfig) -> Mapping[str, Any]:
 STAGE = Stage(
     name="mine",
     inputs=(CHUNKS, GRAPH, f"{PAIRS}/train.jsonl", f"{PAIRS}/dev.jsonl", PAIR_TEXTS),
-    outputs=tuple(f"{MINED}/{split}.jsonl" for split in SPLITS),
+    outputs=tuple(f"{MINED}/{split}.jsonl" for split in MINED_SPLITS),
     run=run,
     params=_params,
 )
