@@ -11,6 +11,12 @@ MiniLM (cosine to fp32 ~0.93 measured here), per-channel keeps ~0.99.
 Only the module stacks fieldtune trains are exported: a Transformer, mean or
 CLS pooling, and an optional Normalize. Anything else raises a clear error
 rather than exporting a model that silently embeds differently.
+
+An export never deletes a file it did not write. It is written into a staging
+directory first; an earlier export at ``--out`` then has only its own files
+replaced (the record lists them under ``files``), so notes a user keeps beside
+an export survive a re-export. A folder that is not an earlier export must be
+empty, and a new file that would overwrite one of the user's is refused.
 """
 
 from __future__ import annotations
@@ -26,10 +32,21 @@ from typing import Any
 from fieldtune.errors import FieldtuneError, require_extra
 from fieldtune.models import BASE_RECORD, embedding_dimension, load_model, resolve_model
 from fieldtune.onnx_layout import ONNX_FILE, ONNX_RECORD, is_onnx_export
+from fieldtune.workdir import atomic_write
 
 logger = logging.getLogger("fieldtune.export")
 
 SUPPORTED_POOLING = ("mean", "cls")
+
+#: What an export wrote before its record listed its files: the graph, the record and the tokenizer files
+#: ``save_pretrained`` writes (for an older export, anything else in the folder is taken to be the user's).
+UNLISTED_EXPORT_FILES = frozenset({
+    ONNX_FILE, ONNX_RECORD, "model-fp32.onnx", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "spiece.model", "sentencepiece.bpe.model",
+    "tokenizer.model", "chat_template.jinja", "chat_template.json",
+})
+#: At most this many of a folder's names are quoted in an error.
+LISTED_NAMES = 8
 
 
 class ExportError(FieldtuneError):
@@ -97,14 +114,97 @@ class _Pooled:
         return Pooled().eval()
 
 
+def _names(names: set[str] | list[str]) -> str:
+    listed = sorted(names)
+    more = f" and {len(listed) - LISTED_NAMES} more" if len(listed) > LISTED_NAMES else ""
+    return ", ".join(listed[:LISTED_NAMES]) + more
+
+
+def _previous_export(out: Path) -> set[str]:
+    """The names in ``out`` that an earlier export wrote (none if ``out`` is new or empty).
+
+    Raises :class:`ExportError` for a file, or for a folder that holds
+    anything and is not an earlier export, before any work is done.
+    """
+    if not out.exists():
+        return set()
+    if not out.is_dir():
+        raise ExportError(f"{out}: is a file, not a directory; give --out a new or empty directory")
+    present = {entry.name for entry in out.iterdir()}
+    if not present:
+        return set()
+    if not is_onnx_export(out):
+        raise ExportError(
+            f"{out}: exists and is not an earlier fieldtune ONNX export (it holds {_names(present)}); "
+            "choose an empty directory"
+        )
+    try:
+        listed = json.loads((out / ONNX_RECORD).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError) as error:
+        raise ExportError(
+            f"{out / ONNX_RECORD}: unreadable export record ({error}); choose an empty directory"
+        ) from error
+    written = set(listed) if isinstance(listed, list) else UNLISTED_EXPORT_FILES
+    return present & written
+
+
+def _replace_export(staging: Path, out: Path, previous: set[str]) -> None:
+    """Move the staged export into ``out``, replacing the ``previous`` export's files and nothing else.
+
+    The record in ``out`` first lists the old and the new files together, so
+    a run killed halfway leaves a folder that the next export still
+    recognises as its own; the new record goes in last.
+    """
+    new = {entry.name for entry in staging.iterdir()}
+    theirs = {entry.name for entry in out.iterdir()} - previous
+    clash = new & theirs
+    if clash:
+        raise ExportError(
+            f"{out}: the export would overwrite {_names(clash)}, which an earlier export did not write; "
+            "move them away or choose an empty directory"
+        )
+    interim = json.loads((out / ONNX_RECORD).read_text(encoding="utf-8"))
+    interim["files"] = sorted(previous | new)
+    with atomic_write(out / ONNX_RECORD) as handle:
+        handle.write(json.dumps(interim, indent=2))
+    for name in sorted(new - {ONNX_RECORD}):
+        if (out / name).is_dir() and not (out / name).is_symlink():
+            shutil.rmtree(out / name)
+        os.replace(staging / name, out / name)
+    for name in sorted(previous - new):
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+    os.replace(staging / ONNX_RECORD, out / ONNX_RECORD)
+    staging.rmdir()
+    if theirs:
+        logger.info("kept %s in %s (not written by an export)", _names(theirs), out)
+
+
+def _publish(staging: Path, out: Path, previous: set[str]) -> None:
+    """Put the staged export at ``out``: a rename where ``out`` is new or empty, else file by file."""
+    if out.exists() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
+        os.replace(staging, out)
+    else:
+        _replace_export(staging, out, previous)
+
+
 def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 17) -> Path:
-    """Export ``model_spec`` to ``out`` (created; must not hold another model) and return it."""
+    """Export ``model_spec`` to ``out`` and return it.
+
+    ``out`` is new, empty, or an earlier export, whose files alone are
+    replaced (see the module docstring); anything else fails before the
+    model loads.
+    """
     import torch
 
     onnx = require_extra("onnx", "onnx")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not is_onnx_export(out):
-        raise ExportError(f"{out}: exists and is not an earlier fieldtune ONNX export; choose an empty directory")
+    previous = _previous_export(out)
     ref = resolve_model(model_spec)
     model = load_model(model_spec, device="cpu")
     transformer, pooling, normalize, linear = _module_stack(model)
@@ -115,7 +215,10 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
     )
     token_types = sample.get("token_type_ids", torch.zeros_like(sample["input_ids"]))
     inputs = (sample["input_ids"], sample["attention_mask"], token_types)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"{out}: its parent folder cannot be created ({error}); choose another --out") from error
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     staging.chmod(0o755)
     try:
@@ -148,10 +251,9 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
         base_record = Path(ref.location) / BASE_RECORD
         if base_record.is_file():
             record["base_model"] = json.loads(base_record.read_text(encoding="utf-8")).get("base_model")
+        record["files"] = sorted([entry.name for entry in staging.iterdir()] + [ONNX_RECORD])
         (staging / ONNX_RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
+        _publish(staging, out, previous)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
