@@ -211,3 +211,9 @@ def test_split_dev_tops_up_to_min_dev_but_keeps_most_for_training() -> None:
     assert len(split_dev(labelled, 0.5, seed=0, min_dev=1)[1]) >= 1
     with pytest.raises(ValueError, match="dev fraction"):
         split_dev(labelled, 1.0, seed=0)
+
+
+def test_a_beir_sets_own_queries_file_is_refused(tmp_path: Path) -> None:
+    root = _beir(tmp_path / "set")
+    with pytest.raises(InputError, match=r"queries\.jsonl: is the query file of a BEIR set.*pass the directory"):
+        read_queries(root / "queries.jsonl")

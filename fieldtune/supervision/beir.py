@@ -106,6 +106,18 @@ def training_judgements(
     return [j for j in judgements if j.query_id not in held_out]
 
 
+def refuse_evaluation_queries_file(path: Path) -> None:
+    """Refuse a BEIR directory's own ``queries.jsonl`` given as a file: it holds the evaluation queries too."""
+    if path.name == QUERIES and qrels_path(path.parent, EVALUATION_SPLIT).is_file():
+        raise InputError(
+            path,
+            f"is the query file of a BEIR set whose {QRELS}/{EVALUATION_SPLIT}.tsv judges some of its queries: "
+            "training on it would train on the evaluation queries",
+            hint=f"pass the directory {path.parent} instead: only the queries of {QRELS}/train.tsv "
+            f"(and dev.tsv) are read from it",
+        )
+
+
 def _evaluation_ids(directory: Path) -> set[str]:
     """Ids (only) of the queries the evaluation split judges, so they can be left out."""
     path = qrels_path(directory, EVALUATION_SPLIT)

@@ -16,7 +16,12 @@ from pathlib import Path
 
 from fieldtune.errors import InputError
 from fieldtune.ingest.common import ID_KEYS
-from fieldtune.supervision.beir import TRAINING_SPLITS, query_texts, training_judgements
+from fieldtune.supervision.beir import (
+    TRAINING_SPLITS,
+    query_texts,
+    refuse_evaluation_queries_file,
+    training_judgements,
+)
 from fieldtune.supervision.common import (
     TEXT_KEYS,
     QueryCollector,
@@ -45,6 +50,7 @@ def read_queries(path: str | Path, *, report: SupervisionReport | None = None) -
     if path.is_dir():
         _read_beir(path, collector)
         return collector.finish()
+    refuse_evaluation_queries_file(path)
     file_format = QueryFormat.from_path(path)
     if file_format is QueryFormat.TXT:
         for number, line in decoded_lines(path):
