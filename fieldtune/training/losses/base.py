@@ -1,4 +1,11 @@
-"""The loss seam: what a loss declares (its name, the data layouts it trains on) and how it is built."""
+"""The loss seam: what a loss declares (its name, the data layouts it trains on) and how it is built.
+
+A loss serves two training loops. ``build`` makes the sentence-transformers
+loss module that full-model training wraps in MatryoshkaLoss. ``listwise``,
+when set, is the same objective written on score matrices for query-side
+adaptation (:mod:`fieldtune.training.query_side`), where the documents' vectors
+are frozen and only the student's query-candidate cosines carry a gradient.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-    from torch import nn
+    from torch import Tensor, nn
 
     from fieldtune.training.config import TrainConfig
 
@@ -37,6 +44,37 @@ class LossInput(str, Enum):
 LossBuilder = Callable[["SentenceTransformer", "TrainConfig"], "nn.Module"]
 
 
+class ListwiseSettings(Protocol):
+    """What a listwise loss reads from its run's config (``QuerySideConfig`` has both)."""
+
+    @property
+    def teacher_temperature(self) -> float: ...
+
+    @property
+    def student_temperature(self) -> float: ...
+
+
+class ListwiseLoss(Protocol):
+    """A score-based loss over K candidates per query (padded to a rectangle).
+
+    ``student``: the student's cosines, ``[B, K]``; ``teacher``: the teacher's
+    scores, ``[B, K]``; ``mask``: bool ``[B, K]``, True for real candidates
+    (padding is False and must not change the value); ``positive``: bool
+    ``[B, K]``, the judged positives when the data is labelled, else None.
+    Returns a scalar tensor, differentiable in ``student``.
+    """
+
+    def __call__(
+        self,
+        student: Tensor,
+        teacher: Tensor,
+        mask: Tensor,
+        config: ListwiseSettings,
+        *,
+        positive: Tensor | None = None,
+    ) -> Tensor: ...
+
+
 @dataclass(frozen=True)
 class LossSpec:
     """A registered loss.
@@ -46,12 +84,15 @@ class LossSpec:
     accepts ``pairs_with_negatives`` and ``pairs`` trains on negatives when
     mining produced them and hard negatives are on, else on plain pairs).
     ``title`` is what a model card prints (the sentence-transformers class).
+    ``listwise`` is the loss on score matrices that query-side adaptation
+    trains with (None: the loss trains full models only).
     """
 
     name: str
     title: str
     inputs: tuple[LossInput, ...]
     build: LossBuilder
+    listwise: ListwiseLoss | None = None
 
 
 def st_losses() -> ModuleType:
