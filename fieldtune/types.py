@@ -241,3 +241,35 @@ class LabelledQuery:
             positive_ids=tuple(data["positive_ids"]),
             negative_ids=tuple(data.get("negative_ids", ())),
         )
+
+
+@dataclass(frozen=True)
+class ScoredQuery:
+    """A training query with its candidate documents and a teacher's score for each.
+
+    Query-side adaptation (:mod:`fieldtune.training.query_side`) trains on
+    these: the student's cosines against the candidates are pulled towards the
+    teacher's scores (``teacher_scores[i]`` belongs to ``candidate_ids[i]``,
+    higher is more relevant). ``positive_ids`` are judged relevant candidates
+    when the user gave labels (empty for unlabelled queries); they are always
+    among ``candidate_ids``.
+    """
+
+    query_id: str
+    text: str
+    candidate_ids: tuple[str, ...]
+    teacher_scores: tuple[float, ...]
+    positive_ids: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoredQuery:
+        return cls(
+            query_id=str(data["query_id"]),
+            text=data["text"],
+            candidate_ids=tuple(str(c) for c in data["candidate_ids"]),
+            teacher_scores=tuple(float(s) for s in data["teacher_scores"]),
+            positive_ids=tuple(str(p) for p in data.get("positive_ids", ())),
+        )
