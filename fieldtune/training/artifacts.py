@@ -4,7 +4,11 @@ Checkpoints live in ``<out>/checkpoints/checkpoint-<step>`` next to a record
 of the run they belong to (options and data hashes), so a changed run never
 resumes from a stale checkpoint. The trainer writes a checkpoint in place and
 its ``trainer_state.json`` last; a checkpoint counts as valid only when that
-file parses and the weights, optimizer and scheduler are present.
+file parses and the weights, optimizer and scheduler are present. Beside the
+trainer's files each checkpoint holds ``fieldtune-time.json``: the seconds of
+the time budget the run had spent when it was saved (rewritten with the
+seconds at the interruption when a run is interrupted), so a resumed run
+continues the budget instead of starting it again.
 
 The final model is written to ``<out>/model.tmp-XXXX`` and renamed to
 ``<out>/model`` only when complete (an existing ``model`` is moved aside just
@@ -33,9 +37,16 @@ logger = logging.getLogger("fieldtune.training")
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 RUN_RECORD = "fieldtune-run.json"
+#: Seconds of the time budget spent when the checkpoint was saved (or the run interrupted after it).
+SPENT_RECORD = "fieldtune-time.json"
 TRAINER_STATE = "trainer_state.json"
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 _REQUIRED = ("modules.json", "optimizer.pt", "scheduler.pt")
+
+
+def checkpoint_path(directory: Path, step: int) -> Path:
+    """Where the trainer saves the checkpoint of ``step`` (its ``checkpoint-<step>`` naming)."""
+    return directory / f"checkpoint-{step}"
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -77,6 +88,25 @@ def latest_checkpoint(directory: Path) -> Path | None:
 
 def checkpoint_global_step(path: Path) -> int:
     return int(json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))["global_step"])
+
+
+def record_spent_seconds(checkpoint: Path, seconds: float) -> None:
+    """Write the seconds of the budget spent so far beside the checkpoint's own files."""
+    write_json(checkpoint / SPENT_RECORD, {"seconds": round(seconds, 3)})
+
+
+def spent_seconds(checkpoint: Path) -> float:
+    """The seconds recorded by :func:`record_spent_seconds`; 0 for a checkpoint without a readable record.
+
+    A checkpoint written before the record existed (or one whose record was
+    lost) resumes with a whole budget, as every resumed run did before.
+    """
+    try:
+        seconds = json.loads((checkpoint / SPENT_RECORD).read_text(encoding="utf-8"))["seconds"]
+        return max(0.0, float(seconds))
+    except (OSError, ValueError, KeyError, TypeError):
+        logger.warning("%s records no time spent: the resumed run gets its whole time budget", checkpoint)
+        return 0.0
 
 
 def _clear_checkpoints(directory: Path) -> None:

@@ -1,6 +1,6 @@
-"""Trainer callbacks: a wall-clock budget and human-readable progress.
+"""Trainer callbacks: a wall-clock budget, the time spent beside each checkpoint, and human-readable progress.
 
-Both hook into :class:`transformers.TrainerCallback`. Within one optimisation
+All hook into :class:`transformers.TrainerCallback`. Within one optimisation
 step the trainer calls ``on_step_end`` on every callback (the default flow
 callback first, which schedules evaluations and saves), then evaluates
 (``on_evaluate``) and saves (``on_save``) if scheduled, and stops if
@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from fieldtune.training.artifacts import checkpoint_path, record_spent_seconds
 from fieldtune.training.errors import TrainingDivergedError
 
 logger = logging.getLogger("fieldtune.training")
@@ -116,6 +118,32 @@ class BudgetCallback(TrainerCallback):
         now = time.monotonic()
         self.save_seconds = now - self._mark
         self._mark = now
+
+
+class SpentTimeCallback(TrainerCallback):
+    """Records the seconds of the budget spent so far in every checkpoint, as soon as it is saved.
+
+    ``earlier`` is what the run had spent before this process resumed it, and
+    ``started`` (a ``time.monotonic()`` value) when this process began; the
+    sum is what a later resume subtracts from the budget. Registered before
+    the other callbacks, so the record is written even when a later one
+    stops the run at this save.
+    """
+
+    def __init__(self, *, started: float, earlier: float) -> None:
+        self.started = started
+        self.earlier = earlier
+
+    def spent(self) -> float:
+        """Seconds of the budget spent so far, earlier runs included."""
+        return self.earlier + time.monotonic() - self.started
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        checkpoint = checkpoint_path(Path(args.output_dir), state.global_step)
+        if checkpoint.is_dir():
+            record_spent_seconds(checkpoint, self.spent())
 
 
 class ProgressCallback(TrainerCallback):

@@ -36,7 +36,9 @@ class TrainResult:
     seed: int
     precision: str
     device: str
+    #: Seconds of the time budget, the runs this one resumed included (``earlier_seconds`` of them).
     seconds: float
+    earlier_seconds: float = 0.0
     resumed_from: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     history: list[HistoryPoint] = field(default_factory=list)

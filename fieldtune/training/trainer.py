@@ -7,6 +7,11 @@ MatryoshkaLoss, no-duplicate batches, dev loss every ``eval_every_steps`` with
 early stopping, checkpoints at the same steps), fit the plan to the time
 budget, train (resuming from the latest checkpoint of the same run), and
 publish ``<out>/model`` atomically with a ``fieldtune.json`` record.
+
+The time budget covers the whole run, across interruptions: each checkpoint
+records the seconds spent when it was saved (see
+:mod:`fieldtune.training.artifacts`), and a resumed run has only what is
+left, for the steps it plans and for the callback that stops it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from fieldtune.hardware import threads_for_busy_cpu, torch_threads, warn_if_cpu_busy
 from fieldtune.models import embedding_dimension, load_model
 from fieldtune.training import artifacts
-from fieldtune.training.callbacks import BudgetCallback, ProgressCallback, format_seconds
+from fieldtune.training.callbacks import BudgetCallback, ProgressCallback, SpentTimeCallback, format_seconds
 from fieldtune.training.config import StoppedBecause, TrainConfig
 from fieldtune.training.data import Columns, prepare_splits
 from fieldtune.training.errors import BudgetTooSmallError
@@ -81,7 +86,9 @@ def train(
     weight (see :func:`fieldtune.training.data.copies_for_weight`); dev pairs
     are used as they are, for the dev loss that drives early stopping and the
     choice of the best checkpoint. Rerunning after an interruption resumes from
-    the latest complete checkpoint in ``out_dir/checkpoints``.
+    the latest complete checkpoint in ``out_dir/checkpoints``, with the time
+    budget the interrupted run had left (a spent budget finishes from the
+    checkpoint without training further).
 
     Raises :class:`BudgetTooSmallError` when ``config.budget_minutes`` cannot
     fit one step, :class:`TrainingDataError` for pairs that reference unknown
@@ -156,7 +163,9 @@ class _Run:
         self.out_dir = out_dir
         self.started = started
         self.progress = progress
-        self.deadline = started + config.budget_minutes * 60 if config.budget_minutes else None
+        #: Seconds of the budget spent by the runs this one resumes (set when the checkpoint is found).
+        self.earlier = 0.0
+        self.deadline: float | None = None
 
     def execute(self, *, n_train_pairs: int, n_dev_pairs: int) -> TrainResult:
         config = self.config
@@ -165,6 +174,9 @@ class _Run:
         model.max_seq_length = config.max_seq_length
         checkpoint_dir = self.out_dir / CHECKPOINT_DIR
         resume, done = self._find_checkpoint(checkpoint_dir)
+        if config.budget_minutes:
+            self.deadline = self.started + config.budget_minutes * 60 - self.earlier
+        spent_cb = SpentTimeCallback(started=self.started, earlier=self.earlier)
         plan = plan_run(
             config,
             n_examples=len(self.train_cols),
@@ -186,7 +198,7 @@ class _Run:
             hardware=self.hardware,
             prompts=prompts,
             output_dir=checkpoint_dir,
-            callbacks=[progress_cb],
+            callbacks=[spent_cb, progress_cb],
         )
         budget_cb, fitted = None, False
         if self.deadline is not None and done < plan.max_steps:
@@ -197,6 +209,8 @@ class _Run:
                 trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         except KeyboardInterrupt:
             latest = artifacts.latest_checkpoint(checkpoint_dir)
+            if latest is not None:  # the steps after it were lost, but their time was spent
+                artifacts.record_spent_seconds(latest, spent_cb.spent())
             logger.warning(
                 "training interrupted%s", f"; rerun to resume from {latest}" if latest else ""
             )
@@ -226,6 +240,7 @@ class _Run:
             precision=self.hardware.precision.value,
             device=self.hardware.device,
             seconds=0.0,
+            earlier_seconds=self.earlier,
             resumed_from=str(resume) if resume else None,
             config={
                 **config.to_dict(),
@@ -235,7 +250,7 @@ class _Run:
             },
             history=history_from_logs(state.log_history),
         )
-        result.seconds = time.monotonic() - self.started
+        result.seconds = spent_cb.spent()
         artifacts.publish_model(model, result.model_dir, result.record())
         if not config.keep_checkpoints:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -272,7 +287,10 @@ class _Run:
         if resume is None:
             return None, 0
         done = artifacts.checkpoint_global_step(resume)
-        logger.info("resuming from %s (step %d)", resume, done)
+        self.earlier = artifacts.spent_seconds(resume)
+        logger.info(
+            "resuming from %s (step %d; the earlier runs spent %s)", resume, done, format_seconds(self.earlier)
+        )
         return resume, done
 
     def _fit_budget(
@@ -293,6 +311,8 @@ class _Run:
         left, setup_s = deadline - now, now - self.started
         per_step = costs.step + (costs.eval + costs.save) / plan.eval_every
         if left < costs.step + costs.eval + 2 * costs.save:
+            if done:
+                return self._budget_spent(trainer, costs, plan, done, deadline, left), True
             raise self._too_small(costs, plan, setup_s, full_s=(plan.max_steps - done) * per_step)
         if trainer.args.eval_on_start and costs.eval > 0.05 * left:
             trainer.args.eval_on_start = False  # a baseline dev loss is not worth 5% of the budget
@@ -300,9 +320,10 @@ class _Run:
         fit = max(1, int((left - reserve) / per_step))
         fitted = done + fit < plan.max_steps
         logger.info(
-            "time budget %s: one step takes ~%.2fs (%.1f pairs/s); about %d of the %d remaining "
+            "time budget %s%s: one step takes ~%.2fs (%.1f pairs/s); about %d of the %d remaining "
             "steps fit%s",
             format_seconds(left),
+            f" (the earlier runs spent {format_seconds(self.earlier)})" if self.earlier else "",
             costs.step,
             plan.batch_size / costs.step,
             fit,
@@ -311,7 +332,34 @@ class _Run:
         )
         if fitted:
             trainer.args.max_steps = done + fit
-        callback = BudgetCallback(
+        return self._budget_callback(costs, plan, deadline), fitted
+
+    def _budget_spent(
+        self,
+        trainer: SentenceTransformerTrainer,
+        costs: _Costs,
+        plan: RunPlan,
+        done: int,
+        deadline: float,
+        left: float,
+    ) -> BudgetCallback:
+        """A resumed run whose budget is spent: plan no further step, so it finishes from its checkpoint."""
+        logger.info(
+            "time budget: %s of %s left after the %s the earlier runs spent, too little for a step (~%.2fs); "
+            "finishing from the checkpoint at step %d",
+            format_seconds(max(0.0, left)),
+            format_seconds(self.config.budget_minutes * 60),
+            format_seconds(self.earlier),
+            costs.step,
+            done,
+        )
+        trainer.args.max_steps = done
+        trainer.args.eval_on_start = False
+        return self._budget_callback(costs, plan, deadline)
+
+    @staticmethod
+    def _budget_callback(costs: _Costs, plan: RunPlan, deadline: float) -> BudgetCallback:
+        return BudgetCallback(
             deadline=deadline,
             step_seconds=costs.step,
             eval_seconds=costs.eval,
@@ -319,7 +367,6 @@ class _Run:
             final_seconds=costs.save,
             has_eval=plan.has_dev,
         )
-        return callback, fitted
 
     def _measure_costs(
         self, trainer: SentenceTransformerTrainer, model: SentenceTransformer, plan: RunPlan
