@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fieldtune.config import BuildConfig
+from fieldtune.config import BuildConfig, BuildConfigError
 from fieldtune.evaluate.result import EvaluationResult
 from fieldtune.stages.artifacts import EVAL, MODEL, ArtifactCache, Artifacts, covers
 from fieldtune.stages.base import Stage, StageContext, guard_reads
@@ -71,8 +71,13 @@ def run_stage(stage: Stage, workdir: WorkDir, cache: ArtifactCache, corpus: Path
 def run_build(corpus: str | Path, out: str | Path, config: BuildConfig | None = None, *,
               until: str = "card") -> BuildResult:
     """Run every stage up to ``until`` (inclusive); return what was built and the evaluations."""
-    plan = stages_until(until)
     config = config or BuildConfig()
+    plan = [stage for stage in stages_until(until) if stage.enabled(config)]
+    if not plan or plan[-1].name != until:
+        raise BuildConfigError(
+            f"stage {until!r} does not run in a {config.training_mode().value!r} build"
+            + (" (it adapts the query encoder: give --queries or --train-data)" if not config.has_supervision() else "")
+        )
     started = time.time()
     workdir = WorkDir(out)
     cache = ArtifactCache(workdir)

@@ -16,6 +16,7 @@ import typer
 
 from fieldtune.ingest import OnError
 from fieldtune.stages.order import ORDER
+from fieldtune.training_mode import TrainingMode
 
 CorpusArg = Annotated[Path, typer.Argument(help="BEIR directory (only corpus.jsonl is read), .jsonl, .csv, or a folder of .txt/.md/.tex/.pdf")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Work directory: every artifact, the manifest, and DIR/model.")]
@@ -28,16 +29,28 @@ OverlapOpt = Annotated[int, typer.Option(help="Tokens shared by consecutive chun
 OnErrorOpt = Annotated[OnError, typer.Option("--on-error", help="A malformed record: stop the run, or skip it and count it.")]
 MinDfOpt = Annotated[int, typer.Option("--min-df", help="A concept must occur in at least this many documents.")]
 MaxDfOpt = Annotated[float, typer.Option("--max-df", help="Terms in more than this fraction of documents are too generic to be concepts.")]
+QueriesOpt = Annotated[Path | None, typer.Option(
+    "--queries", help="Your queries (a search log, questions): .txt one per line, .jsonl, .csv, or a BEIR directory "
+    "(only its train/dev queries). The query encoder is adapted to them; a share is held out for the quality gate.")]
+TrainDataOpt = Annotated[Path | None, typer.Option(
+    "--train-data", help="Labelled pairs: a BEIR directory with qrels/train.tsv, or JSONL {query, positive(s), negative(s)}.")]
+ModeOpt = Annotated[TrainingMode, typer.Option(
+    "--mode", help="auto: adapt the query encoder when queries are given, else train the full model; "
+    "full, query or both force one.")]
 MaxConceptsOpt = Annotated[int | None, typer.Option("--max-concepts", help="Concepts to keep (default: scales with the corpus, up to 1000).")]
 
 
 def _config(*, base: str, budget_minutes: float, seed: int, eval_data: list[Path] | None, max_tokens: int,
-            overlap: int, on_error: OnError, min_df: int, max_df: float, max_concepts: int | None):
+            overlap: int, on_error: OnError, min_df: int, max_df: float, max_concepts: int | None,
+            queries: Path | None, train_data: Path | None, mode: TrainingMode):
     from fieldtune.chunking import ChunkingConfig
     from fieldtune.concepts import ConceptConfig
     from fieldtune.config import BuildConfig
     from fieldtune.errors import InputError
 
+    for path in [p for p in (queries, train_data) if p is not None]:
+        if not path.exists():
+            raise InputError(path, "does not exist")
     for path in eval_data or []:
         if not (path / "qrels").is_dir():
             raise InputError(path, "is not a BEIR directory with qrels/", hint="--eval-data expects corpus.jsonl, queries.jsonl and qrels/")
@@ -46,6 +59,7 @@ def _config(*, base: str, budget_minutes: float, seed: int, eval_data: list[Path
             base=base, budget_minutes=budget_minutes, seed=seed, eval_data=tuple(str(p) for p in eval_data or []),
             on_error=on_error, chunking=ChunkingConfig(max_tokens=max_tokens, overlap=overlap),
             concepts=ConceptConfig(min_df=min_df, max_df=max_df, max_concepts=max_concepts),
+            queries=str(queries) if queries else None, train_data=str(train_data) if train_data else None, mode=mode,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -69,13 +83,14 @@ def _command(until: str, doc: str) -> Callable[..., None]:
         corpus: CorpusArg, out: OutOpt, base: BaseOpt = "minilm", budget_minutes: BudgetOpt = 15.0, seed: SeedOpt = 0,
         eval_data: EvalDataOpt = None, max_tokens: MaxTokensOpt = 256, overlap: OverlapOpt = 32,
         on_error: OnErrorOpt = OnError.STOP, min_df: MinDfOpt = 2, max_df: MaxDfOpt = 0.2,
-        max_concepts: MaxConceptsOpt = None,
+        max_concepts: MaxConceptsOpt = None, queries: QueriesOpt = None, train_data: TrainDataOpt = None,
+        mode: ModeOpt = TrainingMode.AUTO,
     ) -> None:
         from fieldtune.build import run_build
 
         config = _config(base=base, budget_minutes=budget_minutes, seed=seed, eval_data=eval_data,
                          max_tokens=max_tokens, overlap=overlap, on_error=on_error, min_df=min_df, max_df=max_df,
-                         max_concepts=max_concepts)
+                         max_concepts=max_concepts, queries=queries, train_data=train_data, mode=mode)
         result = run_build(corpus, out, config, until=until)
         _report(result, until)
 

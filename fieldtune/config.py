@@ -7,19 +7,22 @@ here and is written into each nested configuration that draws random numbers
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fieldtune.chunking import ChunkingConfig
 from fieldtune.concepts import ConceptConfig
-from fieldtune.errors import FieldtuneError
 from fieldtune.encoding import Precision, auto_precision
+from fieldtune.errors import FieldtuneError
 from fieldtune.gate import GateConfig
 from fieldtune.ingest import OnError
 from fieldtune.mining import MiningConfig
 from fieldtune.models import DEFAULT_MODEL
 from fieldtune.pairs import PairConfig
+from fieldtune.teachers.base import TeacherOptions
 from fieldtune.training import TrainConfig
+from fieldtune.training.query_side_config import QuerySideConfig
+from fieldtune.training_mode import TrainingMode
 
 #: a corpus smaller than this cannot give a train/dev/test split of concepts
 MIN_DOCUMENTS = 20
@@ -54,15 +57,42 @@ class BuildConfig:
     rotate: bool = True
     #: TrainConfig fields other than base, budget and seed (e.g. batch_size, max_seq_length, loss)
     train_overrides: dict[str, Any] = field(default_factory=dict)
+    #: the user's unlabelled queries (a search log, questions): .txt, .jsonl, .csv or a BEIR directory
+    queries: str | None = None
+    #: the user's labelled pairs: a BEIR directory with qrels/train.tsv, or JSONL {query, positive(s), negative(s)}
+    train_data: str | None = None
+    mode: TrainingMode = TrainingMode.AUTO
+    #: the registered teacher that scores each training query's candidates, and how many it keeps per source
+    teacher: str = "hybrid"
+    teacher_k: int = 50
+    teacher_options: TeacherOptions = TeacherOptions()
+    #: share of the user's queries held out for the quality gate
+    dev_fraction: float = 0.2
+    #: QuerySideConfig fields other than base, budget and seed (e.g. epochs, loss, batch_size)
+    query_side_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "mode", TrainingMode(self.mode))
+        except ValueError:
+            choices = ", ".join(m.value for m in TrainingMode)
+            raise BuildConfigError(f"mode must be one of {choices}; got {self.mode!r}") from None
         for name in ("pairs", "mining"):
             nested = getattr(self, name)
             if nested.seed != self.seed:
                 object.__setattr__(self, name, replace(nested, seed=self.seed))
-        blocked = {"base", "budget_minutes", "seed"} & set(self.train_overrides)
+        blocked = {"base", "budget_minutes", "seed"} & (set(self.train_overrides) | set(self.query_side_overrides))
         if blocked:
             raise BuildConfigError(f"set {', '.join(sorted(blocked))} on BuildConfig itself, not in train_overrides")
+        if not 0 < self.dev_fraction < 1:
+            raise BuildConfigError(f"dev_fraction must be in (0, 1); got {self.dev_fraction}")
+        if self.teacher_k < 1:
+            raise BuildConfigError(f"teacher_k must be at least 1; got {self.teacher_k}")
+        if self.training_mode() is not TrainingMode.FULL and not self.has_supervision():
+            raise BuildConfigError(
+                f"mode {self.mode.value!r} adapts the query encoder and needs the user's queries: "
+                "give --queries FILE or --train-data DIR|FILE (or use --mode full)"
+            )
         if self.min_documents < 1:
             raise BuildConfigError(f"min_documents must be at least 1; got {self.min_documents}")
         # Checked before any stage runs: a bad option must not cost an ingest first.
@@ -72,6 +102,25 @@ class BuildConfig:
             except ValueError as error:
                 raise BuildConfigError(str(error)) from None
 
+    def has_supervision(self) -> bool:
+        return bool(self.queries or self.train_data)
+
+    def training_mode(self) -> TrainingMode:
+        if self.mode is TrainingMode.AUTO:
+            return TrainingMode.QUERY if self.has_supervision() else TrainingMode.FULL
+        return self.mode
+
+    def trains_full_model(self) -> bool:
+        return self.training_mode() in (TrainingMode.FULL, TrainingMode.BOTH)
+
+    def adapts_query_side(self) -> bool:
+        return self.training_mode() in (TrainingMode.QUERY, TrainingMode.BOTH)
+
+    def query_side_config(self) -> QuerySideConfig:
+        """The adapt stage's QuerySideConfig: listwise KL on the teacher, or the labelled loss when labels are given."""
+        overrides = {"loss": "labelled" if self.train_data else "kl", **self.query_side_overrides}
+        return QuerySideConfig(base=self.base, budget_minutes=self.budget_minutes, seed=self.seed, **overrides)
+
     def encode_precision(self) -> Precision:
         return self.precision or auto_precision()
 
@@ -79,6 +128,3 @@ class BuildConfig:
         """The training stage's TrainConfig."""
         return TrainConfig(base=self.base, budget_minutes=self.budget_minutes, seed=self.seed, **self.train_overrides)
 
-    @classmethod
-    def option_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]

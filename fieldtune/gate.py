@@ -1,26 +1,33 @@
-"""The quality gate: the build hands back the trained model only if it is not worse than its base.
+"""The quality gate: the build hands back a trained model only if it beats its base on held-out queries.
 
-After training, three candidates are scored on the *dev* split's derived
-retrieval task (held-out dev concepts as queries over every chunk; the test
-split stays untouched for the card): the trained weights, the trained
-weights averaged with the base's (``alpha`` of the trained, the rest of the
-base: weight-space ensembling keeps much of what the base knew and often
-generalises better off-domain), and the base itself. The best by nDCG@10 at
-full dimension is installed as ``model/``; when that is the base, the build
-says so loudly and the card explains it, rather than shipping a model that
-lost on the only held-out data the build has.
+After training, the candidates are scored on dev queries the training never
+saw: the user's held-out queries when the user gave some (judged by their
+labels, or by the teacher's top ten), else the dev split's derived task
+(held-out dev concepts as queries over every chunk; the test split stays
+untouched for the card). Candidates are the fully trained weights and their
+average with the base's (``alpha`` of the trained: weight-space ensembling
+keeps much of what the base knew), and the query-adapted model and its
+query route averaged with the base, whichever the build trained; then the
+base itself. The best by nDCG@10 at full dimension is installed as
+``model/``. Without the user's queries a candidate must also beat the base
+with a paired-bootstrap CI above zero. When the base wins, the build says so
+loudly and the card explains it, rather than shipping a model that lost on
+the only held-out data the build has.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fieldtune.encoding import Precision
+from fieldtune.evaluate.bootstrap import PairedDifference
 from fieldtune.evaluate.harness import EvalOptions, run_evaluation
 from fieldtune.evaluate.metrics import PRIMARY_METRIC
+from fieldtune.evaluate.result import EvaluationResult
 from fieldtune.model_record import GATE_RECORD, GateRecord, ModelRecord
 from fieldtune.models import load_model
 
@@ -63,33 +70,58 @@ def average_with_base(tuned_dir: Path, base: str, out_dir: Path, alpha: float) -
     return out_dir
 
 
-def choose(scores: dict[str, float], margin: float) -> str:
-    """The best trained candidate if it beats the base by ``margin``, else ``"base"``."""
-    trained = {name: score for name, score in scores.items() if name != "base"}
-    best = max(trained, key=lambda name: (trained[name], name == "trained"))
-    return best if trained[best] >= scores["base"] + margin else "base"
+def choose(scores: Mapping[str, float], margin: float, significant: Mapping[str, bool] | None = None) -> str:
+    """The best candidate that beats the base by ``margin`` (and significantly, where ``significant`` is given).
+
+    Ties go to the first candidate in ``scores``' order (the plain trained model before its average).
+    """
+    order = [name for name in scores if name != "base"]
+    eligible = [name for name in order if scores[name] >= scores["base"] + margin
+                and (significant is None or significant.get(name, False))]
+    if not eligible:
+        return "base"
+    return max(eligible, key=lambda name: (scores[name], -order.index(name)))
 
 
-def run_gate(tuned_dir: Path, base: str, dev_data: Path, work: Path, *, config: GateConfig,
-             precision: Precision, seed: int = 0) -> GateRecord:
-    """Score the candidates on ``dev_data``; return the record (``chosen`` and the directory to install)."""
-    averaged = average_with_base(tuned_dir, base, work / "averaged", config.average_alpha)
-    candidates = {"trained": tuned_dir, "averaged": averaged}
+def _gain(result: EvaluationResult, baseline: str) -> PairedDifference | None:
+    full = result.system().full_dim
+    for comparison in result.comparisons:
+        if comparison.system == baseline and comparison.metric == PRIMARY_METRIC and comparison.model_dim == full:
+            return comparison.model_minus_system
+    return None
+
+
+def run_gate(candidates: Mapping[str, Path], base: str, dev_data: Path, *, config: GateConfig,
+             precision: Precision, seed: int = 0, require_significance: bool = False) -> GateRecord:
+    """Score each candidate model directory and the base on ``dev_data``; return the record of the choice.
+
+    With ``require_significance`` (a build without the user's queries, whose dev set is derived from
+    the corpus) a candidate must beat the base with a paired-bootstrap 95% CI above zero: on a hidden
+    set, a point gain on derived queries alone once installed a model that lost on real ones.
+    """
     options = EvalOptions(precision=precision, seed=seed, n_resamples=1000)
     scores: dict[str, float] = {}
+    gains: dict[str, dict[str, float]] = {}
+    significant: dict[str, bool] = {}
     for name, directory in candidates.items():
-        result = run_evaluation(str(directory), dev_data, ["base"] if name == "trained" else [], options)
+        result = run_evaluation(str(directory), dev_data, ["base"], options)
         scores[name] = result.score(PRIMARY_METRIC)
         if result.baselines:  # the base baseline, named after the base model
             scores["base"] = result.score(PRIMARY_METRIC, system=result.baselines[0])
-    chosen = choose(scores, config.margin)
-    rounded = {k: round(v, 4) for k, v in scores.items()}
-    logger.info("quality gate on the dev split (nDCG@10): %s -> %s", rounded, chosen)
+            gain = _gain(result, result.baselines[0])
+            if gain is not None:
+                gains[name] = {"delta": gain.delta, "ci_low": gain.ci_low, "ci_high": gain.ci_high}
+                significant[name] = gain.ci_low > 0
+    ordered = {name: scores[name] for name in candidates} | {"base": scores["base"]}
+    chosen = choose(ordered, config.margin, significant if require_significance else None)
+    rounded = {k: round(v, 4) for k, v in ordered.items()}
+    logger.info("quality gate on the dev queries (nDCG@10): %s -> %s", rounded, chosen)
     if chosen == "base":
         logger.warning(
-            "quality gate: neither the trained model (%.4f) nor its average with the base (%.4f) beat the base "
-            "(%.4f) on the dev split; the build keeps the base model's weights",
-            scores["trained"], scores["averaged"], scores["base"],
+            "quality gate: no candidate beat the base (%.4f) on the dev queries%s (%s); the build keeps the base "
+            "model's weights", ordered["base"], " with a CI above zero" if require_significance else "",
+            ", ".join(f"{k} {v:.4f}" for k, v in ordered.items() if k != "base"),
         )
-    return GateRecord(chosen=chosen, scores=scores, config=asdict(config),
-                      directory=str(candidates.get(chosen, "")), dev_queries_file=str(dev_data))
+    return GateRecord(chosen=chosen, scores=ordered, config=asdict(config),
+                      directory=str(candidates.get(chosen, "")), dev_queries_file=str(dev_data),
+                      gains=gains, required_significance=require_significance)

@@ -167,7 +167,7 @@ class ModelRecord:
 class GateRecord:
     """The quality gate's decision: dev-split nDCG@10 of each candidate and the one installed."""
 
-    #: ``"trained"``, ``"averaged"`` or ``"base"``
+    #: ``"trained"``, ``"averaged"``, ``"adapted"``, ``"adapted-averaged"`` or ``"base"``
     chosen: str
     #: candidate -> nDCG@10 at full dimension on the dev split; empty when the gate did not run
     scores: Mapping[str, float] = field(default_factory=dict)
@@ -180,14 +180,19 @@ class GateRecord:
     reason: str | None = None
     #: what :func:`fieldtune.rotation.add_rotation` reported, when the build rotated the embeddings
     rotation: Mapping[str, Any] | None = None
+    #: candidate -> paired-bootstrap nDCG@10 difference to the base on the dev queries (delta, ci_low, ci_high)
+    gains: Mapping[str, Mapping[str, float]] | None = None
+    #: whether a candidate had to beat the base significantly (CI above zero) to be installed
+    required_significance: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    _KEYS = ("chosen", "scores", "config", "directory", "dev_queries_file", "reason", "rotation")
+    _KEYS = ("chosen", "scores", "config", "directory", "dev_queries_file", "reason", "rotation", "gains",
+             "required_significance")
 
     @classmethod
-    def not_run(cls, reason: str) -> GateRecord:
-        """The gate could not score candidates (no dev queries): the trained model is installed as is."""
-        return cls(chosen="trained", reason=reason)
+    def not_run(cls, reason: str, chosen: str = "trained") -> GateRecord:
+        """The gate could not score candidates (no dev queries): the ``chosen`` model is installed as is."""
+        return cls(chosen=chosen, reason=reason)
 
     @property
     def ran(self) -> bool:
@@ -203,7 +208,8 @@ class GateRecord:
         else:
             data = {"chosen": self.chosen, "scores": dict(self.scores)}
         optional = {"config": self.config, "directory": self.directory, "dev_queries_file": self.dev_queries_file,
-                    "reason": self.reason, "rotation": self.rotation}
+                    "reason": self.reason, "rotation": self.rotation, "gains": self.gains,
+                    "required_significance": self.required_significance}
         data.update({key: value for key, value in optional.items() if value is not None})
         data.update({k: v for k, v in self.extra.items() if k not in data})
         return data
@@ -219,7 +225,8 @@ class GateRecord:
         return cls(
             chosen=data["chosen"], scores=dict(data.get("scores", {})), config=data.get("config"),
             directory=data.get("directory"), dev_queries_file=data.get("dev_queries_file"), reason=data.get("reason"),
-            rotation=data.get("rotation"), extra={k: v for k, v in data.items() if k not in cls._KEYS},
+            rotation=data.get("rotation"), gains=data.get("gains"), required_significance=data.get("required_significance"),
+            extra={k: v for k, v in data.items() if k not in cls._KEYS},
         )
 
     @classmethod

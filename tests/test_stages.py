@@ -17,7 +17,8 @@ from .build_fixture import write_corpus
 
 
 def test_stage_order_is_one_list() -> None:
-    assert list(STAGES) == ["ingest", "chunk", "concepts", "pairs", "mine", "train", "gate", "eval", "card"]
+    assert list(STAGES) == ["ingest", "chunk", "concepts", "pairs", "queries", "teacher", "adapt", "mine", "train",
+                            "gate", "eval", "card"]
     assert [s.name for s in stages_until("pairs")] == ["ingest", "chunk", "concepts", "pairs"]
     with pytest.raises(KeyError, match="did you mean 'pairs'"):
         stages_until("pair")

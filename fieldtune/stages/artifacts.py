@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from fieldtune.concepts import GRAPH_GRAPHML, GRAPH_JSON, ConceptGraph, read_graph
 from fieldtune.encoding import document_text
 from fieldtune.errors import FieldtuneError
-from fieldtune.types import Chunk, Document, Pair
+from fieldtune.types import Chunk, Document, LabelledQuery, Pair, Query, ScoredQuery
 from fieldtune.workdir import WorkDir, read_jsonl
 
 DOCUMENTS = "documents.jsonl"
@@ -40,6 +40,12 @@ MODEL_CARD = "model/README.md"
 #: the records a build writes beside the weights: training/gate provenance
 MODEL_RECORDS = ("model/fieldtune.json", "model/gate.json")
 EVAL = "eval"
+QUERIES = "queries"
+SCORED = "teacher"
+#: the user's held-out dev queries as a BEIR set over the chunks (qrels: labels, or the teacher's top 10)
+QUERY_DEV_SET = "teacher/dev-set"
+ADAPTED = "adapted"
+ADAPTED_MODEL = "adapted/model"
 MANIFEST = "manifest.json"
 CACHE = "cache"
 
@@ -76,6 +82,10 @@ class ArtifactCache:
 
 def _records(parse: Callable[[dict[str, Any]], T]) -> Callable[[Path], list[T]]:
     return lambda path: [parse(record) for record in read_jsonl(path)] if path.exists() else []
+
+
+def _user_query(record: dict[str, Any]) -> Query | LabelledQuery:
+    return LabelledQuery.from_dict(record) if "positive_ids" in record else Query.from_dict(record)
 
 
 class Artifacts:
@@ -122,6 +132,13 @@ class Artifacts:
 
     def mined(self, split: str) -> list[Pair]:
         return self._get(f"{MINED}/{split}.jsonl", _records(Pair.from_dict))
+
+    def user_queries(self, split: str) -> list[Query | LabelledQuery]:
+        """The user's queries of ``split`` (train/dev): labelled when they carry judged positives."""
+        return self._get(f"{QUERIES}/{split}.jsonl", _records(_user_query))
+
+    def scored_queries(self, split: str) -> list[ScoredQuery]:
+        return self._get(f"{SCORED}/{split}.jsonl", _records(ScoredQuery.from_dict))
 
     def all_texts(self) -> dict[str, str]:
         """Chunk texts plus the derived texts of the pair stage ("rest of chunk" positives)."""

@@ -54,6 +54,10 @@ def _no_sources(config: BuildConfig, corpus: Path) -> Mapping[str, Path]:
     return {}
 
 
+def _always(config: BuildConfig) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step of the build (see the module docstring)."""
@@ -65,6 +69,8 @@ class Stage:
     params: Callable[[BuildConfig], Mapping[str, Any]]
     sources: Callable[[BuildConfig, Path], Mapping[str, Path]] = _no_sources
     scratch: tuple[str, ...] = ()
+    #: whether this build runs the stage at all (query-side stages run only with the user's queries)
+    enabled: Callable[[BuildConfig], bool] = _always
 
 
 class _ReadGuard:

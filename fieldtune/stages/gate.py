@@ -11,17 +11,28 @@ from typing import Any
 
 from fieldtune.config import BuildConfig
 from fieldtune.errors import FieldtuneError
-from fieldtune.gate import run_gate
+from fieldtune.gate import average_with_base, run_gate
 from fieldtune.model_record import GateRecord, ModelRecord
 from fieldtune.models import load_model
 from fieldtune.rotation import add_rotation
-from fieldtune.stages.artifacts import CHUNKS, DERIVED_DEV, MODEL, TRAINED_MODEL, TRAINING
+from fieldtune.stages.artifacts import (
+    ADAPTED,
+    ADAPTED_MODEL,
+    CHUNKS,
+    DERIVED_DEV,
+    MODEL,
+    QUERY_DEV_SET,
+    TRAINED_MODEL,
+    TRAINING,
+)
 from fieldtune.stages.base import Stage, StageContext
+from fieldtune.training.query_model import average_query_route
 from fieldtune.workdir import read_jsonl
 
 logger = logging.getLogger("fieldtune.stages.gate")
 
 KEPT_BASE = f"{TRAINING}/base-kept"
+QUERY_SIDE_CANDIDATES = ("adapted", "adapted-averaged")
 FINAL = f"{TRAINING}/final"
 
 
@@ -55,19 +66,48 @@ def install_model(source: Path, target: Path) -> None:
         staging.rename(target)
 
 
+def _candidates(ctx: StageContext) -> dict[str, Path]:
+    """The trained models this build offers the gate, in order of preference on a tie."""
+    config = ctx.config
+    candidates: dict[str, Path] = {}
+    if config.trains_full_model():
+        trained = ctx.artifacts.path(TRAINED_MODEL)
+        candidates["trained"] = trained
+        candidates["averaged"] = average_with_base(trained, config.base, ctx.output(f"{TRAINING}/averaged"),
+                                                   config.gate.average_alpha)
+    if config.adapts_query_side():
+        adapted = ctx.artifacts.path(ADAPTED_MODEL)
+        candidates["adapted"] = adapted
+        candidates["adapted-averaged"] = average_query_route(adapted, config.base, config.gate.average_alpha,
+                                                             ctx.output(f"{ADAPTED}/averaged"))
+    return candidates
+
+
+def _dev_data(ctx: StageContext) -> tuple[Path, bool]:
+    """The dev set the gate scores on, and whether it holds the user's own queries."""
+    if ctx.config.has_supervision():
+        user_dev = ctx.artifacts.path(QUERY_DEV_SET)
+        if (user_dev / "queries.jsonl").is_file():
+            return user_dev, True
+    return ctx.artifacts.path(DERIVED_DEV), False
+
+
 def run(ctx: StageContext) -> Mapping[str, Any]:
     config = ctx.config
-    trained = ctx.artifacts.path(TRAINED_MODEL)
-    dev = ctx.artifacts.path(DERIVED_DEV)
+    candidates = _candidates(ctx)
+    dev, users_queries = _dev_data(ctx)
     if not (dev / "queries.jsonl").is_file() or not any(read_jsonl(dev / "queries.jsonl")):
-        logger.warning("no dev concepts with relevant chunks: the quality gate cannot run; installing the trained model")
-        record = GateRecord.not_run("no dev queries")
-        source = trained
+        first = next(iter(candidates))
+        logger.warning("no dev queries: the quality gate cannot run; installing the %s model", first)
+        record = GateRecord.not_run("no dev queries", chosen=first)
+        source = candidates[first]
     else:
-        record = run_gate(trained, config.base, dev, ctx.output(TRAINING), config=config.gate,
-                          precision=config.encode_precision(), seed=config.seed)
-        source = Path(record.directory) if record.chosen != "base" else _base_copy(ctx, trained)
-    if config.rotate:
+        record = run_gate(candidates, config.base, dev, config=config.gate, precision=config.encode_precision(),
+                          seed=config.seed, require_significance=not users_queries)
+        source = Path(record.directory) if record.chosen != "base" else _base_copy(ctx, next(iter(candidates.values())))
+    # The rotation is appended to both routes of a model: a query-adapted model keeps the base's document
+    # vectors (indexes built with the base stay valid), so only fully trained models are rotated.
+    if config.rotate and record.chosen not in QUERY_SIDE_CANDIDATES:
         final = ctx.output(FINAL)
         if final.exists():
             shutil.rmtree(final)
@@ -83,14 +123,14 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
 
 def _params(config: BuildConfig) -> Mapping[str, Any]:
     return {**asdict(config.gate), "precision": config.encode_precision().value, "base": config.base,
-            "rotate": config.rotate}
+            "rotate": config.rotate, "mode": config.training_mode().value}
 
 
 STAGE = Stage(
     name="gate",
-    inputs=(TRAINED_MODEL, DERIVED_DEV, CHUNKS),
+    inputs=(TRAINED_MODEL, ADAPTED_MODEL, DERIVED_DEV, QUERY_DEV_SET, CHUNKS),
     outputs=(MODEL,),
-    scratch=(TRAINING, f"{MODEL}.new", f"{MODEL}.old"),
+    scratch=(TRAINING, ADAPTED, f"{MODEL}.new", f"{MODEL}.old"),
     run=run,
     params=_params,
 )

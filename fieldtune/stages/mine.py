@@ -38,4 +38,5 @@ STAGE = Stage(
     outputs=tuple(f"{MINED}/{split}.jsonl" for split in MINED_SPLITS),
     run=run,
     params=_params,
+    enabled=BuildConfig.trains_full_model,
 )

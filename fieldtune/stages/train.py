@@ -43,4 +43,5 @@ STAGE = Stage(
     scratch=(TRAINING,),
     run=run,
     params=_params,
+    enabled=BuildConfig.trains_full_model,
 )

@@ -1,0 +1,61 @@
+"""Stage ``queries``: the user's queries (``--queries``) or labelled pairs (``--train-data``), split train/dev.
+
+The dev share is held out for the quality gate; evaluation sets are never read
+(a BEIR directory contributes only the queries judged in its train/dev qrels).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fieldtune.config import BuildConfig
+from fieldtune.stages.artifacts import DOCUMENTS, QUERIES
+from fieldtune.stages.base import Stage, StageContext
+from fieldtune.supervision import SupervisionReport, read_queries, read_train_data, split_dev
+from fieldtune.workdir import write_jsonl
+
+logger = logging.getLogger("fieldtune.stages.queries")
+
+SPLITS = ("train", "dev")
+
+
+def _sources(config: BuildConfig, corpus: Path) -> Mapping[str, Path]:
+    given = {"queries": config.queries, "train_data": config.train_data}
+    return {label: Path(path) for label, path in given.items() if path}
+
+
+def run(ctx: StageContext) -> Mapping[str, Any]:
+    config = ctx.config
+    report = SupervisionReport()
+    if config.train_data:
+        doc_ids = {d.id for d in ctx.artifacts.documents()}
+        items: list = read_train_data(config.train_data, doc_ids, report=report)
+    else:
+        items = []
+    if config.queries:
+        labelled = {item.text for item in items}
+        items += [q for q in read_queries(config.queries, report=report) if q.text not in labelled]
+    train, dev = split_dev(items, config.dev_fraction, seed=config.seed)
+    logger.info("queries: %s; %d for training, %d held out for the gate", report.summary(), len(train), len(dev))
+    for split, part in zip(SPLITS, (train, dev), strict=True):
+        write_jsonl(ctx.output(f"{QUERIES}/{split}.jsonl"), (item.to_dict() for item in part))
+    return {"train": len(train), "dev": len(dev), "labelled": sum(hasattr(i, "positive_ids") for i in items),
+            "report": report.summary()}
+
+
+def _params(config: BuildConfig) -> Mapping[str, Any]:
+    return {"dev_fraction": config.dev_fraction, "seed": config.seed}
+
+
+STAGE = Stage(
+    name="queries",
+    inputs=(DOCUMENTS,),
+    outputs=tuple(f"{QUERIES}/{split}.jsonl" for split in SPLITS),
+    run=run,
+    params=_params,
+    sources=_sources,
+    enabled=BuildConfig.adapts_query_side,
+)
