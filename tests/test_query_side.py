@@ -13,7 +13,12 @@ from fieldtune.model_record import ModelRecord
 from fieldtune.models import load_model, resolve_model
 from fieldtune.training import TrainConfigError, TrainingDataError
 from fieldtune.training.query_model import document_fingerprint, is_query_side
-from fieldtune.training.query_side import QuerySideConfig, average_query_route, train_query_side
+from fieldtune.training.query_side import (
+    QuerySideConfig,
+    average_query_route,
+    linear_schedule,
+    train_query_side,
+)
 from fieldtune.types import ScoredQuery
 
 TOPICS = {
@@ -87,6 +92,14 @@ def test_config_takes_listwise_losses_only_and_checks_values() -> None:
         QuerySideConfig("minilm")  # type: ignore[misc]  # keyword-only
 
 
+def test_learning_rate_warms_up_then_decays_to_zero() -> None:
+    # 10 steps, 10% warm-up = 1 step at half the rate, then 1 - k/9 for the k-th step after it.
+    factors = [linear_schedule(done, 10, 0.1) for done in range(10)]
+    assert factors[0] == 0.5 and factors[1] == 1.0 and factors[9] == pytest.approx(1 / 9) and factors[-1] > 0
+    assert linear_schedule(10, 10, 0.1) == 0.0
+    assert [linear_schedule(done, 4, 0.5) for done in range(4)] == [1 / 3, 2 / 3, 1.0, 0.5]
+
+
 def test_bad_examples_fail_before_a_model_loads(tmp_path: Path) -> None:
     vectors = {"a": np.ones(384, dtype=np.float32)}
     with pytest.raises(TrainingDataError, match="training query 0 .q1. names candidates without a document vector: b"):
@@ -126,6 +139,7 @@ def test_the_record_says_query_side_and_carries_the_document_fingerprint(trained
     assert record.matryoshka_dims == (384, 256, 128, 64)
     assert record.best_step is not None and record.best_eval_loss is not None
     assert record.config["planned_steps"] == 3 and record.stopped_because == "max_steps"
+    assert record.extra["train_queries"] == 20 and record.extra["dev_queries"] == 6
     base_fingerprint = document_fingerprint(load_model("minilm", device="cpu"))
     assert record.extra["document_fingerprint"] == base_fingerprint
     assert document_fingerprint(SentenceTransformer(str(trained), device="cpu")) == base_fingerprint

@@ -165,12 +165,15 @@ def _device(config: QuerySideConfig) -> str:
     return "cuda" if config.device is TrainDevice.CUDA or auto_cuda else "cpu"
 
 
-def linear_schedule(step: int, total: int, warmup_ratio: float) -> float:
-    """Learning-rate factor after ``step`` steps: linear warm-up over ``ceil(ratio * total)`` steps, then to 0."""
+def linear_schedule(done: int, total: int, warmup_ratio: float) -> float:
+    """Learning-rate factor of the step after ``done`` steps: linear warm-up over ``ceil(ratio * total)`` steps,
+    then linear decay to 0 at ``total``. Unlike transformers' schedule the first step's factor is not 0:
+    a step costs seconds on a CPU, and the first one should already learn.
+    """
     warmup = math.ceil(warmup_ratio * total)
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    return max(0.0, (total - step) / max(1, total - warmup))
+    if done < warmup:
+        return (done + 1) / (warmup + 1)
+    return max(0.0, (total - done) / max(1, total - warmup))
 
 
 def train_query_side(
@@ -251,11 +254,8 @@ class _Loop:
         self.documents = {d: torch.nn.functional.normalize(documents[:, :d], dim=-1) for d in dims}
         params = [p for p in self.student.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
-        self.total = 1
+        self.total = 1  # planned steps: set by fit(), lowered when the budget fits fewer
         self.save_seconds = 0.0  # measured when there is a budget to fit
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: linear_schedule(step, self.total, config.warmup_ratio)
-        )
 
     def _loss(self, texts: list[str], rows: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor,
               positive: torch.Tensor) -> torch.Tensor:
@@ -289,6 +289,10 @@ class _Loop:
         epoch_steps = max(1, math.ceil(config.epochs * per_epoch))
         capped = config.max_steps is not None and config.max_steps < epoch_steps
         planned = self.total = config.max_steps if capped and config.max_steps else epoch_steps
+        # The factor is read at every step from self.total, so fitting the plan to the budget refits the decay.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda done: linear_schedule(done, self.total, config.warmup_ratio)
+        )
         eval_every = config.eval_every_steps or max(10, round(0.1 * per_epoch))
         log_every = max(1, min(10, eval_every))
         best: tuple[float, int, dict[str, torch.Tensor]] | None = None
@@ -405,7 +409,6 @@ def _publish(run: _Loop, outcome: _Outcome, base: SentenceTransformer, model_dir
         matryoshka_dims=tuple(run.dims),
         prompts={k: v for k, v in (base.prompts or {}).items() if v},
         train_examples=n_train,
-        dev_pairs=n_dev,
         steps=outcome.steps,
         best_step=outcome.best_step,
         best_eval_loss=outcome.best_dev,
@@ -416,7 +419,8 @@ def _publish(run: _Loop, outcome: _Outcome, base: SentenceTransformer, model_dir
         seconds=round(seconds, 1),
         config={**config.to_dict(), "planned_steps": outcome.planned,
                 "inference_max_seq_length": run.inference_max_length},
-        extra={QUERY_SIDE_KEY: True, FINGERPRINT_KEY: document_fingerprint(model)},
+        extra={QUERY_SIDE_KEY: True, FINGERPRINT_KEY: document_fingerprint(model), "train_queries": n_train,
+               "dev_queries": n_dev},
     )
     artifacts.remove_stale(model_dir)
     artifacts.publish_model(model, model_dir, record)
