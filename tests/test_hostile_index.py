@@ -45,6 +45,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return root
 
 
+@pytest.fixture(scope="module")
+def built_with_graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same documents above a tiny ANN threshold: the dense backend keeps a usearch graph on disk."""
+    pytest.importorskip("usearch")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        root = tmp_path_factory.mktemp("indexes") / "graph"
+        Index.build(DOCUMENTS, root, model="minilm", max_tokens=64, overlap=8, progress=False, ann_threshold=2)
+        return root
+
+
 def damaged_copy(built: Path, tmp_path: Path, relative: str, how: str) -> tuple[Path, Path]:
     """A copy of the index with ``relative`` removed or cut to half its size; (index, damaged file)."""
     root = tmp_path / "damaged"
@@ -76,6 +87,15 @@ def test_serve_refuses_a_damaged_index_at_start_up(built: Path, tmp_path: Path, 
     assert code == 2, (out, err)
     assert str(target) in err and "fieldtune index" in err
     assert "Traceback" not in err and "serving" not in out
+
+
+@pytest.mark.parametrize("how", ["truncated", "missing"])
+def test_a_damaged_graph_is_named(built_with_graph: Path, tmp_path: Path, how: str, capsys, monkeypatch) -> None:
+    shard = next((built_with_graph / "ann").rglob("*.usearch"))
+    root, _ = damaged_copy(built_with_graph, tmp_path, shard.relative_to(built_with_graph).as_posix(), how)
+    code, out, err = run_cli(["search", "--index", str(root), "--mode", "bm25", "heat"], capsys, monkeypatch)
+    assert code == 2, (out, err)
+    assert str(root / "ann") in err and "fieldtune index" in err and "Traceback" not in err
 
 
 def test_the_errors_keep_their_builtin_kinds(built: Path, tmp_path: Path) -> None:

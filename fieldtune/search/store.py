@@ -95,7 +95,7 @@ def index_file(path: Path) -> Iterator[None]:
         raise
     except FileNotFoundError as error:
         raise MissingIndexFileError(f"{error.filename or path}: missing from the index; {REBUILD}") from error
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, RuntimeError) as error:  # usearch: RuntimeError for a cut graph
         raise DamagedIndexError(f"{path}: damaged index file ({error}); {REBUILD}") from error
 
 
