@@ -19,7 +19,9 @@ import numpy as np
 from fieldtune.encoders import EncoderBackend, backend_for, load_backend
 from fieldtune.hardware import supports_bf16
 from fieldtune.hashing import path_sha256, text_sha256, texts_sha256
-from fieldtune.models import resolve_model
+from fieldtune.model_record import ModelRecord
+from fieldtune.models import ModelRef, load_model, resolve_model
+from fieldtune.training.query_model import FINGERPRINT_KEY, QUERY_SIDE_KEY, document_fingerprint
 from fieldtune.workdir import atomic_write
 
 logger = logging.getLogger("fieldtune.encoding")
@@ -63,6 +65,21 @@ def truncate(vectors: np.ndarray, dim: int) -> np.ndarray:
     return normalize(vectors[:, :dim])
 
 
+def query_side_base(ref: ModelRef) -> str | None:
+    """The base of a query-side model whose document route is still exactly the base's, else None."""
+    if ref.kind == "hub" or not ModelRecord.exists(ref.location):
+        return None
+    record = ModelRecord.read(ref.location)
+    expected = record.extra.get(FINGERPRINT_KEY)
+    if not record.extra.get(QUERY_SIDE_KEY) or not expected or not record.base_model:
+        return None
+    if document_fingerprint(load_model(record.base_model, device="cpu")) != expected:
+        logger.warning("%s: its record names base %s, whose document route has changed since; "
+                       "encoding documents with the model itself", ref.location, record.base_model)
+        return None
+    return record.base_model
+
+
 class Encoder:
     """A loaded model plus the settings that change its embeddings.
 
@@ -90,6 +107,7 @@ class Encoder:
         self.show_progress = show_progress
         self._model: EncoderBackend | None = None
         self._fingerprint: str | None = None
+        self._documents: Encoder | None = None
 
     @property
     def model(self) -> EncoderBackend:
@@ -117,10 +135,28 @@ class Encoder:
         vectors = method(texts, batch_size=self.batch_size, show_progress=self.show_progress)
         return normalize(np.asarray(vectors, dtype=np.float32))
 
+    def document_encoder(self) -> Encoder:
+        """Who encodes this model's documents: itself, or its base for a query-side model.
+
+        A query-adapted model's document route is its base, unchanged (checked by the
+        fingerprint its record holds), so its documents are the base's embeddings:
+        encoded, and cached, once for both; an evaluation or index of the base is reused.
+        """
+        if self._documents is None:
+            self._documents = self
+            base = query_side_base(self.ref)
+            if base is not None:
+                self._documents = Encoder(base, precision=self.precision, batch_size=self.batch_size,
+                                          use_cache=self.use_cache, show_progress=self.show_progress)
+                logger.info("%s: documents are encoded by its base %s (same document route)", self.spec, base)
+        return self._documents
+
     def encode(self, texts: list[str], *, kind: str) -> np.ndarray:
         """Unit-norm float32 embeddings of ``texts``; ``kind`` is ``"query"`` or ``"document"``."""
         if kind not in ("query", "document"):
             raise ValueError(f"kind must be 'query' or 'document', got {kind!r}")
+        if kind == "document" and self.document_encoder() is not self:
+            return self.document_encoder().encode(texts, kind=kind)
         if not self.use_cache:
             return self._encode(texts, kind)
         path = cache_dir() / "embeddings" / f"{self.fingerprint()}-{kind}-{texts_sha256(texts)[:24]}.npy"

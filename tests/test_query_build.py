@@ -50,6 +50,12 @@ def test_query_side_build_keeps_document_vectors_and_gates_on_held_out_queries(t
     texts = ["Kostka polynomials count tableaux.", "A Banach space is complete."]
     assert np.array_equal(adapted.encode_document(texts), base.encode_document(texts))
     assert not np.allclose(adapted.encode_query(texts), base.encode_query(texts))
+    # Evaluation and indexing encode its documents with the base (one cache for both).
+    from fieldtune.encoding import Encoder
+
+    encoder = Encoder(str(out / "adapted" / "model"), show_progress=False)
+    assert encoder.document_encoder().spec == "minilm"
+    assert np.array_equal(encoder.encode(texts, kind="document"), Encoder("minilm").encode(texts, kind="document"))
     again = run_build(corpus, out, config)
     assert all(s.skipped for s in again.stages)
 

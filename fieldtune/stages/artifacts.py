@@ -40,7 +40,7 @@ MODEL_CARD = "model/README.md"
 #: the records a build writes beside the weights: training/gate provenance
 MODEL_RECORDS = ("model/fieldtune.json", "model/gate.json")
 EVAL = "eval"
-QUERIES = "queries"
+USER_QUERIES = "queries"
 SCORED = "teacher"
 #: the user's held-out dev queries as a BEIR set over the chunks (qrels: labels, or the teacher's top 10)
 QUERY_DEV_SET = "teacher/dev-set"
@@ -135,7 +135,7 @@ class Artifacts:
 
     def user_queries(self, split: str) -> list[Query | LabelledQuery]:
         """The user's queries of ``split`` (train/dev): labelled when they carry judged positives."""
-        return self._get(f"{QUERIES}/{split}.jsonl", _records(_user_query))
+        return self._get(f"{USER_QUERIES}/{split}.jsonl", _records(_user_query))
 
     def scored_queries(self, split: str) -> list[ScoredQuery]:
         return self._get(f"{SCORED}/{split}.jsonl", _records(ScoredQuery.from_dict))

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from fieldtune.config import BuildConfig
-from fieldtune.stages.artifacts import DOCUMENTS, QUERIES
+from fieldtune.stages.artifacts import DOCUMENTS, USER_QUERIES
 from fieldtune.stages.base import Stage, StageContext
 from fieldtune.supervision import SupervisionReport, read_queries, read_train_data, split_dev
 from fieldtune.workdir import write_jsonl
 
 logger = logging.getLogger("fieldtune.stages.queries")
 
-SPLITS = ("train", "dev")
+QUERY_SPLITS = ("train", "dev")
 
 
 def _sources(config: BuildConfig, corpus: Path) -> Mapping[str, Path]:
@@ -40,8 +40,8 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
         items += [q for q in read_queries(config.queries, report=report) if q.text not in labelled]
     train, dev = split_dev(items, config.dev_fraction, seed=config.seed)
     logger.info("queries: %s; %d for training, %d held out for the gate", report.summary(), len(train), len(dev))
-    for split, part in zip(SPLITS, (train, dev), strict=True):
-        write_jsonl(ctx.output(f"{QUERIES}/{split}.jsonl"), (item.to_dict() for item in part))
+    for split, part in zip(QUERY_SPLITS, (train, dev), strict=True):
+        write_jsonl(ctx.output(f"{USER_QUERIES}/{split}.jsonl"), (item.to_dict() for item in part))
     return {"train": len(train), "dev": len(dev), "labelled": sum(hasattr(i, "positive_ids") for i in items),
             "report": report.summary()}
 
@@ -53,7 +53,7 @@ def _params(config: BuildConfig) -> Mapping[str, Any]:
 STAGE = Stage(
     name="queries",
     inputs=(DOCUMENTS,),
-    outputs=tuple(f"{QUERIES}/{split}.jsonl" for split in SPLITS),
+    outputs=tuple(f"{USER_QUERIES}/{split}.jsonl" for split in QUERY_SPLITS),
     run=run,
     params=_params,
     sources=_sources,

@@ -18,7 +18,7 @@ from typing import Any
 from fieldtune.config import BuildConfig
 from fieldtune.encoding import Encoder
 from fieldtune.evaluate.beir import write_beir
-from fieldtune.stages.artifacts import CHUNKS, QUERIES, QUERY_DEV_SET, SCORED
+from fieldtune.stages.artifacts import CHUNKS, USER_QUERIES, QUERY_DEV_SET, SCORED
 from fieldtune.stages.base import Stage, StageContext
 from fieldtune.teachers import CandidatePool, chunk_positives, make_teacher, write_scored_queries
 from fieldtune.types import Chunk, Document, EvalSet, LabelledQuery, Qrels, ScoredQuery
@@ -63,7 +63,7 @@ def _params(config: BuildConfig) -> Mapping[str, Any]:
 
 STAGE = Stage(
     name="teacher",
-    inputs=(CHUNKS, QUERIES),
+    inputs=(CHUNKS, USER_QUERIES),
     outputs=(f"{SCORED}/train.jsonl", f"{SCORED}/dev.jsonl", QUERY_DEV_SET),
     run=run,
     params=_params,
