@@ -200,11 +200,11 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
     replaced (see the module docstring); anything else fails before the
     model loads.
     """
+    out = Path(out)
+    previous = _previous_export(out)  # before torch loads: a refused --out answers at once
     import torch
 
     onnx = require_extra("onnx", "onnx")
-    out = Path(out)
-    previous = _previous_export(out)
     ref = resolve_model(model_spec)
     model = load_model(model_spec, device="cpu")
     transformer, pooling, normalize, linear = _module_stack(model)
