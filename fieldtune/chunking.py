@@ -16,6 +16,7 @@ import copy
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from fieldtune.types import Chunk, Document
@@ -174,11 +175,12 @@ def chunk_documents(documents: Iterable[Document], tokenizer: Any, config: Chunk
 
 def load_tokenizer(model_spec: str) -> Any:
     """The tokenizer of a registered model or model directory, without loading weights."""
-    from fieldtune.models import enforce_offline, resolve_model
+    from fieldtune.models import check_model_files, enforce_offline, resolve_model
 
     ref = resolve_model(model_spec)
     if ref.kind != "hub":
         enforce_offline()
+        check_model_files(Path(ref.location))  # a truncated tokenizer.json is named, not a traceback
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(ref.location)

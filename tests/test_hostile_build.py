@@ -110,3 +110,17 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path: Path, capsys, monkeyp
     monkeypatch.setattr(fieldtune.build, "run_build", interrupted)
     code, _, err = run_cli(["build", str(_corpus(tmp_path / "c.jsonl", 25)), "--out", str(tmp_path / "w")], capsys, monkeypatch)
     assert code == 130 and "finished stages are kept" in err
+
+
+def test_a_damaged_tokenizer_is_named(tmp_path: Path, capsys, monkeypatch) -> None:
+    import shutil
+
+    from fieldtune.models import resolve_model
+
+    model = tmp_path / "model"
+    shutil.copytree(resolve_model("minilm").location, model)
+    tokenizer = model / "tokenizer.json"
+    tokenizer.write_bytes(tokenizer.read_bytes()[:1000])
+    corpus = _corpus(tmp_path / "c.jsonl", 25)
+    code, _, err = run_cli(["ingest", str(corpus), "--out", str(tmp_path / "w"), "--model", str(model)], capsys, monkeypatch)
+    assert code == 2 and "tokenizer.json" in err and "Traceback" not in err
