@@ -38,10 +38,15 @@ def hardware() -> dict[str, Any]:
 
 def hardware_line(info: dict[str, Any]) -> str:
     gpu = "CUDA" if info["cuda"] else "no GPU"
-    return f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, {gpu}; torch {info['torch']}, Python {info['python']}"
+    return (
+        f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, {gpu}; "
+        f"torch {info['torch']}, Python {info['python']}"
+    )
 
 
 def beir_sets_with_qrels(split: str = "test") -> list[Path]:
     if not SHARED_DATA.is_dir():
         raise SystemExit(f"no data at {SHARED_DATA}: set FIELDTUNE_SHARED_DATA to a folder of BEIR sets")
-    return sorted(p for p in SHARED_DATA.iterdir() if (p / "qrels" / f"{split}.tsv").is_file() and (p / "corpus.jsonl").is_file())
+    return sorted(
+        p for p in SHARED_DATA.iterdir() if (p / "qrels" / f"{split}.tsv").is_file() and (p / "corpus.jsonl").is_file()
+    )

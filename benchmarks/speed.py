@@ -123,27 +123,43 @@ def markdown(payload: dict[str, Any]) -> str:
         f"Encoding {payload['passages']:,} SciFact passages (title + abstract, batch {BATCH}, "
         f"{payload['hardware']['torch_threads']} threads), then its {payload['queries']} test queries for nDCG@10:",
         "",
-        "| path | passages/s | speed-up vs plain fp32 | cosine to plain fp32 (mean / min) | scifact nDCG@10 | Δ nDCG@10 |",
+        "| path | passages/s | speed-up vs plain fp32 | cosine to plain fp32 (mean / min) | "
+        "scifact nDCG@10 | Δ nDCG@10 |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in payload["paths"]:
         lines.append(
-            f"| {row['name']} | {row['passages_per_s']:.1f} | {row['passages_per_s'] / ref['passages_per_s']:.2f}x | "
-            f"{row['cosine_mean']:.5f} / {row['cosine_min']:.4f} | {row['ndcg@10']:.4f} | {row['ndcg@10'] - ref['ndcg@10']:+.4f} |"
+            f"| {row['name']} | {row['passages_per_s']:.1f} | "
+            f"{row['passages_per_s'] / ref['passages_per_s']:.2f}x | "
+            f"{row['cosine_mean']:.5f} / {row['cosine_min']:.4f} | {row['ndcg@10']:.4f} | "
+            f"{row['ndcg@10'] - ref['ndcg@10']:+.4f} |"
         )
     if payload.get("training"):
-        lines += ["", "Training (fieldtune trainer: MNRL + Matryoshka, batch 32, sequence 128, SciFact title -> abstract pairs):", "",
-                  "| precision | s/step | pairs/s |", "| --- | --- | --- |"]
-        lines += [f"| {r['precision']} | {r['seconds_per_step']:.2f} | {r['pairs_per_s']:.1f} |" for r in payload["training"]]
+        lines += [
+            "",
+            "Training (fieldtune trainer: MNRL + Matryoshka, batch 32, sequence 128, SciFact title -> abstract pairs):",
+            "",
+            "| precision | s/step | pairs/s |",
+            "| --- | --- | --- |",
+        ]
+        lines += [
+            f"| {r['precision']} | {r['seconds_per_step']:.2f} | {r['pairs_per_s']:.1f} |" for r in payload["training"]
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHARED_DATA / "scifact")
-    parser.add_argument("--limit", type=int, default=0, help="encode only the first N passages (nDCG then uses them only)")
-    parser.add_argument("--train-steps", type=int, default=12, help="training steps timed per precision (0 skips; else > 2)")
-    parser.add_argument("--repeat-reference", action="store_true", help="time plain fp32 again at the end (drift check)")
+    parser.add_argument(
+        "--limit", type=int, default=0, help="encode only the first N passages (nDCG then uses them only)"
+    )
+    parser.add_argument(
+        "--train-steps", type=int, default=12, help="training steps timed per precision (0 skips; else > 2)"
+    )
+    parser.add_argument(
+        "--repeat-reference", action="store_true", help="time plain fp32 again at the end (drift check)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "speed")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -174,11 +190,15 @@ def main() -> None:
     for path in paths:
         cosine = (path["docs"] * reference["docs"]).sum(axis=1)
         rows.append({
-            "name": path["name"], "seconds": round(path["seconds"], 2), "passages_per_s": round(path["passages_per_s"], 2),
+            "name": path["name"],
+            "seconds": round(path["seconds"], 2),
+            "passages_per_s": round(path["passages_per_s"], 2),
             "cosine_mean": float(cosine.mean()), "cosine_min": float(cosine.min()),
             "ndcg@10": ndcg(data, query_ids, doc_ids, path["queries"], path["docs"]),
         })
-    training = training_speed(docs, [data.corpus[d].title for d in doc_ids], args.train_steps) if args.train_steps else []
+    training = (
+        training_speed(docs, [data.corpus[d].title for d in doc_ids], args.train_steps) if args.train_steps else []
+    )
     payload = {"hardware": hardware(), "auto_precision": auto_precision().value, "passages": len(docs),
                "queries": len(query_ids), "paths": rows, "training": training, "load_start": load_start,
                "load_end": _load_avg(), "seconds": round(time.time() - started, 1)}

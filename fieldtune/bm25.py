@@ -62,7 +62,9 @@ class BM25Index:
         scores = np.zeros((len(queries), k), dtype=np.float32)
         rows = [i for i, words in enumerate(known) if words]
         if rows and k > 0:
-            found, found_scores = self._retriever.retrieve([known[i] for i in rows], k=k, show_progress=False, n_threads=1)
+            found, found_scores = self._retriever.retrieve(
+                [known[i] for i in rows], k=k, show_progress=False, n_threads=1
+            )
             indices[rows] = np.asarray(found)
             scores[rows] = np.asarray(found_scores)
         return indices, scores

@@ -63,7 +63,11 @@ def tokenizer_offsets(tokenizer: Any) -> TokenOffsets:
         # The Rust tokenizer: no length warnings, no truncation, fast.
         def offsets(text: str) -> tuple[list[tuple[int, int]], list[int]]:
             encoding = backend.encode(text, add_special_tokens=False)
-            kept = [(span, word) for span, word in zip(encoding.offsets, encoding.word_ids) if span[1] > span[0]]
+            kept = [
+                (span, word)
+                for span, word in zip(encoding.offsets, encoding.word_ids, strict=True)
+                if span[1] > span[0]
+            ]
             spans = [span for span, _ in kept]
             words = [i for i, (_, word) in enumerate(kept) if i == 0 or word is None or word != kept[i - 1][1]]
             return spans, words

@@ -63,7 +63,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs too.")] = False,
-    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
 ) -> None:
     _setup_logging(verbose)
 
@@ -74,7 +76,9 @@ def _parse_dims(text: str | None) -> list[int] | None:
     try:
         dims = [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
-        raise typer.BadParameter(f"--dims takes comma-separated integers such as 384,256,128,64, got {text!r}") from None
+        raise typer.BadParameter(
+            f"--dims takes comma-separated integers such as 384,256,128,64, got {text!r}"
+        ) from None
     if not dims or any(d < 1 for d in dims):
         raise typer.BadParameter("--dims must list positive integers")
     return sorted(set(dims), reverse=True)  # largest first: the tables lead with it
@@ -97,7 +101,9 @@ def ingest(
     model: Annotated[str, typer.Option("--model", help="Model whose tokenizer measures chunks.")] = "minilm",
     max_tokens: Annotated[int, typer.Option(help="Chunk length limit in model tokens.")] = 256,
     overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")] = 32,
-    on_error: Annotated[OnErrorChoice, typer.Option("--on-error", help="Stop at the first bad record, or skip it.")] = OnErrorChoice.stop,
+    on_error: Annotated[
+        OnErrorChoice, typer.Option("--on-error", help="Stop at the first bad record, or skip it.")
+    ] = OnErrorChoice.stop,
 ) -> None:
     """Read a corpus and cut it into token-aware chunks (documents.jsonl, chunks.jsonl)."""
     from fieldtune.build import run_build
@@ -118,11 +124,19 @@ def eval_command(
     model: Annotated[str, typer.Option("--model", help="Model under test: registered name, directory, or hub id.")],
     data: Annotated[Path, typer.Option("--data", help="BEIR directory (corpus.jsonl, queries.jsonl, qrels/).")],
     split: Annotated[str, typer.Option(help="qrels split to score.")] = "test",
-    baseline: Annotated[list[str] | None, typer.Option("--baseline", help="'base', 'bm25', or another model; repeat for several.")] = None,
-    dims: Annotated[str | None, typer.Option(help="Matryoshka dimensions, e.g. 384,256,128,64 (default: full and powers of two down to 64).")] = None,
+    baseline: Annotated[list[str] | None, typer.Option(
+        "--baseline", help="'base', 'bm25', or another model; repeat for several.",
+    )] = None,
+    dims: Annotated[str | None, typer.Option(
+        help="Matryoshka dimensions, e.g. 384,256,128,64 (default: full and powers of two down to 64).",
+    )] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON.")] = None,
-    report: Annotated[Path | None, typer.Option("--report", help="Write the tables as Markdown (.md) or HTML (.html).")] = None,
-    precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision; auto = bf16 where the CPU/GPU computes it natively, else fp32.")] = PrecisionChoice.auto,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Write the tables as Markdown (.md) or HTML (.html).",
+    )] = None,
+    precision: Annotated[PrecisionChoice, typer.Option(
+        help="Encoding precision; auto = bf16 where the CPU/GPU computes it natively, else fp32.",
+    )] = PrecisionChoice.auto,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 10_000,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse cached corpus embeddings.")] = False,
@@ -135,7 +149,14 @@ def eval_command(
 
     if report is not None and report.suffix.lower() not in {".md", ".html", ".htm"}:
         raise typer.BadParameter("--report must end in .md or .html")
-    options = EvalOptions(split=split, dims=_parse_dims(dims), precision=Precision(precision.value), seed=seed, n_resamples=resamples, use_cache=not no_cache)
+    options = EvalOptions(
+        split=split,
+        dims=_parse_dims(dims),
+        precision=Precision(precision.value),
+        seed=seed,
+        n_resamples=resamples,
+        use_cache=not no_cache,
+    )
     result = run_evaluation(model, data, baseline or [], options)
     typer.echo(terminal_table(result))
     if json_path is not None:
@@ -150,10 +171,14 @@ def eval_command(
 
 @app.command("export")
 def export_command(
-    model: Annotated[str, typer.Option("--model", help="Model to export: registered name or directory (e.g. a build's model/).")],
+    model: Annotated[str, typer.Option(
+        "--model", help="Model to export: registered name or directory (e.g. a build's model/).",
+    )],
     out: Annotated[Path, typer.Option("--out", help="Directory to write (empty, or an earlier export to replace).")],
     onnx: Annotated[bool, typer.Option("--onnx", help="Export to ONNX (the only format so far).")] = False,
-    int8: Annotated[bool, typer.Option("--int8", help="Quantise weights to int8 per output channel (smaller, faster on CPU).")] = False,
+    int8: Annotated[bool, typer.Option(
+        "--int8", help="Quantise weights to int8 per output channel (smaller, faster on CPU).",
+    )] = False,
 ) -> None:
     """Export a model for serving: ONNX (fp32 or int8) that eval, index and search accept as --model."""
     from fieldtune.export import export_onnx
@@ -169,7 +194,9 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Work directory for the demo.")] = Path("out/demo"),
     limit: Annotated[int, typer.Option(help="Use a seeded sample of this many docstrings (0 = all ~4,300).")] = 800,
     budget_minutes: Annotated[float, typer.Option(help="Training budget in minutes.")] = 2.0,
-    no_train: Annotated[bool, typer.Option("--no-train", help="Only ingest and compare the base model with BM25.")] = False,
+    no_train: Annotated[bool, typer.Option(
+        "--no-train", help="Only ingest and compare the base model with BM25.",
+    )] = False,
 ) -> None:
     """Build a tuned model from SymPy's docstrings (offline) and print tuned vs base vs BM25."""
     from fieldtune.demo.run import run_demo
@@ -179,15 +206,23 @@ def demo(
 
 @app.command("index")
 def index_command(
-    corpus: Annotated[Path, typer.Option("--corpus", help="BEIR directory, .jsonl, .csv, or a folder of .txt/.md/.tex/.pdf")],
+    corpus: Annotated[Path, typer.Option(
+        "--corpus", help="BEIR directory, .jsonl, .csv, or a folder of .txt/.md/.tex/.pdf",
+    )],
     out: Annotated[Path, typer.Option("--out", help="Index directory to create (must not exist or be empty).")],
     model: Annotated[str, typer.Option("--model", help="Model: registered name, directory, or hub id.")] = "minilm",
     max_tokens: Annotated[int, typer.Option(help="Chunk length limit in model tokens.")] = 256,
     overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")] = 32,
     storage: Annotated[str, typer.Option(help="Embedding storage on disk: int8 or float16.")] = "int8",
-    dim: Annotated[int | None, typer.Option(help="Store only the first N dimensions (Matryoshka); default: all.")] = None,
-    ann_threshold: Annotated[int, typer.Option(help="Use an HNSW graph above this many chunks; exact search below.")] = 20_000,
-    precision: Annotated[PrecisionChoice, typer.Option(help="Encoding precision; auto = bf16 where the CPU/GPU computes it natively, else fp32.")] = PrecisionChoice.auto,
+    dim: Annotated[int | None, typer.Option(
+        help="Store only the first N dimensions (Matryoshka); default: all.",
+    )] = None,
+    ann_threshold: Annotated[int, typer.Option(
+        help="Use an HNSW graph above this many chunks; exact search below.",
+    )] = 20_000,
+    precision: Annotated[PrecisionChoice, typer.Option(
+        help="Encoding precision; auto = bf16 where the CPU/GPU computes it natively, else fp32.",
+    )] = PrecisionChoice.auto,
 ) -> None:
     """Build a search index: chunk, encode once, store int8 vectors, BM25, and an HNSW graph if large."""
     from fieldtune.search import Index

@@ -18,26 +18,33 @@ from fieldtune.ingest import OnError
 from fieldtune.stages.order import ORDER
 from fieldtune.training_mode import TrainingMode
 
-CorpusArg = Annotated[Path, typer.Argument(help="BEIR directory (only corpus.jsonl is read), .jsonl, .csv, or a folder of .txt/.md/.tex/.pdf")]
+CorpusArg = Annotated[Path, typer.Argument(
+    help="BEIR directory (only corpus.jsonl is read), .jsonl, .csv, or a folder of .txt/.md/.tex/.pdf")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Work directory: every artifact, the manifest, and DIR/model.")]
 BaseOpt = Annotated[str, typer.Option("--base", help="Base model: registered name, directory or hub id.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for the split, mining and training (set once for every stage).")]
-BudgetOpt = Annotated[float, typer.Option(help="Training time budget in minutes (stops cleanly, keeps the best checkpoint).")]
-EvalDataOpt = Annotated[list[Path] | None, typer.Option("--eval-data", help="External BEIR set(s) to evaluate on as well.")]
+BudgetOpt = Annotated[float, typer.Option(
+    help="Training time budget in minutes (stops cleanly, keeps the best checkpoint).")]
+EvalDataOpt = Annotated[list[Path] | None, typer.Option(
+    "--eval-data", help="External BEIR set(s) to evaluate on as well.")]
 MaxTokensOpt = Annotated[int, typer.Option(help="Chunk length in model tokens.")]
 OverlapOpt = Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")]
-OnErrorOpt = Annotated[OnError, typer.Option("--on-error", help="A malformed record: stop the run, or skip it and count it.")]
+OnErrorOpt = Annotated[OnError, typer.Option(
+    "--on-error", help="A malformed record: stop the run, or skip it and count it.")]
 MinDfOpt = Annotated[int, typer.Option("--min-df", help="A concept must occur in at least this many documents.")]
-MaxDfOpt = Annotated[float, typer.Option("--max-df", help="Terms in more than this fraction of documents are too generic to be concepts.")]
+MaxDfOpt = Annotated[float, typer.Option(
+    "--max-df", help="Terms in more than this fraction of documents are too generic to be concepts.")]
 QueriesOpt = Annotated[Path | None, typer.Option(
     "--queries", help="Your queries (a search log, questions): .txt one per line, .jsonl, .csv, or a BEIR directory "
     "(only its train/dev queries). The query encoder is adapted to them; a share is held out for the quality gate.")]
 TrainDataOpt = Annotated[Path | None, typer.Option(
-    "--train-data", help="Labelled pairs: a BEIR directory with qrels/train.tsv, or JSONL {query, positive(s), negative(s)}.")]
+    "--train-data",
+    help="Labelled pairs: a BEIR directory with qrels/train.tsv, or JSONL {query, positive(s), negative(s)}.")]
 ModeOpt = Annotated[TrainingMode, typer.Option(
     "--mode", help="auto: adapt the query encoder when queries are given, else train the full model; "
     "full, query or both force one.")]
-MaxConceptsOpt = Annotated[int | None, typer.Option("--max-concepts", help="Concepts to keep (default: scales with the corpus, up to 1000).")]
+MaxConceptsOpt = Annotated[int | None, typer.Option(
+    "--max-concepts", help="Concepts to keep (default: scales with the corpus, up to 1000).")]
 
 
 def _config(*, base: str, budget_minutes: float, seed: int, eval_data: list[Path] | None, max_tokens: int,
@@ -53,7 +60,11 @@ def _config(*, base: str, budget_minutes: float, seed: int, eval_data: list[Path
             raise InputError(path, "does not exist")
     for path in eval_data or []:
         if not (path / "qrels").is_dir():
-            raise InputError(path, "is not a BEIR directory with qrels/", hint="--eval-data expects corpus.jsonl, queries.jsonl and qrels/")
+            raise InputError(
+                path,
+                "is not a BEIR directory with qrels/",
+                hint="--eval-data expects corpus.jsonl, queries.jsonl and qrels/",
+            )
     try:
         return BuildConfig(
             base=base, budget_minutes=budget_minutes, seed=seed, eval_data=tuple(str(p) for p in eval_data or []),
@@ -100,7 +111,8 @@ def _command(until: str, doc: str) -> Callable[..., None]:
 
 def register(app: typer.Typer) -> None:
     app.command("build")(_command(
-        "card", "Corpus -> concept graph -> pairs -> hard negatives -> tuned model with its card, then the evaluation table."))
+        "card",
+        "Corpus -> concept graph -> pairs -> hard negatives -> tuned model with its card, then the evaluation table."))
     for entry in ORDER:
         if entry.command:
             app.command(entry.name)(_command(entry.name, entry.summary))

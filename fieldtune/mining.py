@@ -66,7 +66,9 @@ def _base_chunk(chunk_id: str) -> str:
 class FalseNegativeGuard:
     """Decides whether a candidate chunk may serve as a negative for a pair."""
 
-    def __init__(self, pairs: Sequence[Pair], concepts: Mapping[str, Concept], chunk_texts: Mapping[str, str], margin: float) -> None:
+    def __init__(
+        self, pairs: Sequence[Pair], concepts: Mapping[str, Concept], chunk_texts: Mapping[str, str], margin: float
+    ) -> None:
         self.positives: dict[str, set[str]] = defaultdict(set)
         for pair in pairs:
             self.positives[normalize_text(pair.anchor)].add(_base_chunk(pair.positive_id))
@@ -167,13 +169,15 @@ def mine_with_model(
     encoder = Encoder(model, precision=precision)
     chunk_vectors = encoder.encode([chunk_texts[c] for c in candidate_ids], kind="document")
     anchors = sorted({p.anchor for p in pairs})
-    anchor_rows = dict(zip(anchors, encoder.encode(anchors, kind="query")))
+    anchor_rows = dict(zip(anchors, encoder.encode(anchors, kind="query"), strict=True))
     anchor_vectors = np.stack([anchor_rows[p.anchor] for p in pairs])
     # Positives are mostly chunks already encoded above; only derived texts need encoding.
     row_of = {chunk_id: i for i, chunk_id in enumerate(candidate_ids)}
     extra = sorted({p.positive_id for p in pairs if p.positive_id not in row_of})
-    extra_rows = dict(zip(extra, encoder.encode([chunk_texts[c] for c in extra], kind="document")))
-    positive_vectors = np.stack([chunk_vectors[row_of[p.positive_id]] if p.positive_id in row_of else extra_rows[p.positive_id] for p in pairs])
+    extra_rows = dict(zip(extra, encoder.encode([chunk_texts[c] for c in extra], kind="document"), strict=True))
+    positive_vectors = np.stack([
+        chunk_vectors[row_of[p.positive_id]] if p.positive_id in row_of else extra_rows[p.positive_id] for p in pairs
+    ])
     bm25_rankings = None
     if config.use_bm25:
         from fieldtune.bm25 import BM25Index
@@ -181,4 +185,6 @@ def mine_with_model(
         index = BM25Index([chunk_texts[c] for c in candidate_ids])
         bm25_rankings, _ = index.search([p.anchor for p in pairs], k=config.skip_top + config.candidates * 4)
     guard = FalseNegativeGuard(pairs, concepts, chunk_texts, config.margin)
-    return mine_hard_negatives(pairs, candidate_ids, anchor_vectors, chunk_vectors, positive_vectors, guard, config, bm25_rankings)
+    return mine_hard_negatives(
+        pairs, candidate_ids, anchor_vectors, chunk_vectors, positive_vectors, guard, config, bm25_rankings
+    )

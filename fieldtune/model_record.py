@@ -225,7 +225,8 @@ class GateRecord:
         return cls(
             chosen=data["chosen"], scores=dict(data.get("scores", {})), config=data.get("config"),
             directory=data.get("directory"), dev_queries_file=data.get("dev_queries_file"), reason=data.get("reason"),
-            rotation=data.get("rotation"), gains=data.get("gains"), required_significance=data.get("required_significance"),
+            rotation=data.get("rotation"), gains=data.get("gains"),
+            required_significance=data.get("required_significance"),
             extra={k: v for k, v in data.items() if k not in cls._KEYS},
         )
 

@@ -75,5 +75,7 @@ def add_rotation(model_dir: Path, texts: Sequence[str], *, seed: int = 0, precis
         if dim < dimension:
             energy[f"energy@{dim}:before"] = round(float((embeddings[:, :dim] ** 2).sum(1).mean()), 4)
             energy[f"energy@{dim}:after"] = round(float((rotated[:, :dim] ** 2).sum(1).mean()), 4)
-    logger.info("appended a %d x %d principal rotation fitted on %d texts: %s", dimension, dimension, len(sample), energy)
+    logger.info(
+        "appended a %d x %d principal rotation fitted on %d texts: %s", dimension, dimension, len(sample), energy
+    )
     return {"texts": len(sample), **energy}

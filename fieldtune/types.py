@@ -149,7 +149,8 @@ class PairKind(str, Enum):
     """Where a training pair came from."""
 
     CONCEPT_NAME = "concept_name"                # concept name -> a central chunk
-    CONCEPT_DESCRIPTION = "concept_description"  # concept description -> a central chunk (not the one it was taken from)
+    CONCEPT_DESCRIPTION = "concept_description"  # concept description -> a central chunk
+                                                 # (not the one it was taken from)
     EDGE = "edge"                                # concept -> a central chunk of a neighbouring concept
     TITLE = "title"                              # document title -> one of its chunks
     SENTENCE = "sentence"                        # a sentence -> the rest of its chunk

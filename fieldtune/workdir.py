@@ -123,7 +123,8 @@ class WorkDir:
         elif any(self.root.iterdir()):
             raise InputError(
                 self.root, "is not empty and holds no fieldtune manifest.json, so fieldtune did not create it",
-                hint="choose a new or empty directory: fieldtune never writes into (or deletes from) folders it did not create",
+                hint="choose a new or empty directory: "
+                "fieldtune never writes into (or deletes from) folders it did not create",
             )
 
     def path(self, name: str) -> Path:
@@ -136,10 +137,16 @@ class WorkDir:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             # Never overwrite what we cannot read: the user may want to inspect it.
-            raise InputError(self.manifest_path, f"unreadable manifest ({error})", hint="move it aside to rebuild") from error
+            raise InputError(
+                self.manifest_path, f"unreadable manifest ({error})", hint="move it aside to rebuild"
+            ) from error
         # Manifests written before the format key existed are ours too: a dict of stage records with keys.
-        ours = isinstance(data, dict) and isinstance(data.get("stages"), dict) and data.get("format", MANIFEST_FORMAT) == MANIFEST_FORMAT \
+        ours = (
+            isinstance(data, dict)
+            and isinstance(data.get("stages"), dict)
+            and data.get("format", MANIFEST_FORMAT) == MANIFEST_FORMAT
             and all(isinstance(r, dict) and "key" in r for r in data["stages"].values())
+        )
         if not ours:
             raise InputError(
                 self.manifest_path, "is not a fieldtune work-directory manifest (another application's file?)",

@@ -46,7 +46,9 @@ def synthetic_corpus(n_docs: int = 80, seed: int = 0) -> list[dict]:
             f"As a consequence the {other[0]} inherits a natural grading.",
             rng.choice(FILLER),
         ]
-        docs.append({"_id": f"doc{i:03d}", "title": f"On the {main[0]} and the {other[0]}", "text": " ".join(sentences)})
+        docs.append(
+            {"_id": f"doc{i:03d}", "title": f"On the {main[0]} and the {other[0]}", "text": " ".join(sentences)}
+        )
     return docs
 
 

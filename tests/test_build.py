@@ -58,7 +58,9 @@ def test_rebuild_reuses_every_stage(built: tuple[Path, Path]) -> None:
 
 
 @pytest.mark.slow
-def test_interrupted_build_resumes_without_redoing_finished_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_build_resumes_without_redoing_finished_stages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import fieldtune.training.trainer as trainer
 
     corpus = write_corpus(tmp_path / "corpus.jsonl")
@@ -101,5 +103,9 @@ def test_budget_too_short_for_one_step(tmp_path: Path) -> None:
 
     corpus = write_corpus(tmp_path / "corpus.jsonl")
     with pytest.raises(BudgetTooSmallError, match="budget"):
-        run_build(corpus, tmp_path / "out", BuildConfig(budget_minutes=0.0005, train_overrides={"max_seq_length": 48, "batch_size": 8}))
+        run_build(
+            corpus,
+            tmp_path / "out",
+            BuildConfig(budget_minutes=0.0005, train_overrides={"max_seq_length": 48, "batch_size": 8}),
+        )
     assert (tmp_path / "out" / "mined" / "train.jsonl").exists()

@@ -7,7 +7,10 @@ import pytest
 from fieldtune.chunking import ChunkingConfig, chunk_document, chunk_documents, sentence_starts, tokenizer_offsets
 from fieldtune.types import Document
 
-WORDS = "lattice polytope Ehrhart quasi-polynomial symmetric function Schur positivity tableau crystal".split()
+WORDS = [
+    "lattice", "polytope", "Ehrhart", "quasi-polynomial", "symmetric",
+    "function", "Schur", "positivity", "tableau", "crystal",
+]
 
 
 def _random_text(rng: random.Random, n_sentences: int) -> str:
@@ -15,7 +18,11 @@ def _random_text(rng: random.Random, n_sentences: int) -> str:
     for _ in range(n_sentences):
         length = rng.choice([3, 8, 15, 40, 120])  # some sentences longer than a chunk
         sentences.append(" ".join(rng.choice(WORDS) for _ in range(length)).capitalize() + ".")
-    return ("  " if rng.random() < 0.5 else "") + " ".join(sentences) + ("\n\n" + "A second paragraph here." if rng.random() < 0.5 else "")
+    return (
+        ("  " if rng.random() < 0.5 else "")
+        + " ".join(sentences)
+        + ("\n\n" + "A second paragraph here." if rng.random() < 0.5 else "")
+    )
 
 
 @pytest.mark.parametrize("max_tokens,overlap", [(16, 0), (32, 4), (64, 16), (256, 32)])
@@ -58,12 +65,14 @@ def test_cuts_fall_on_sentence_boundaries_when_they_fit(tokenizer) -> None:
 def test_overlap_repeats_text_between_neighbours(tokenizer) -> None:
     doc = Document(id="x", text=" ".join(f"word{i}" for i in range(300)))
     chunks = chunk_document(doc, tokenizer_offsets(tokenizer), ChunkingConfig(50, 10))
-    for left, right in zip(chunks, chunks[1:]):
+    for left, right in zip(chunks, chunks[1:], strict=False):
         assert right.start < left.end  # they share a span
 
 
 def test_title_only_document_gives_one_empty_chunk(tokenizer) -> None:
-    chunks = chunk_document(Document(id="t", title="Only a title", text=""), tokenizer_offsets(tokenizer), ChunkingConfig())
+    chunks = chunk_document(
+        Document(id="t", title="Only a title", text=""), tokenizer_offsets(tokenizer), ChunkingConfig()
+    )
     assert len(chunks) == 1 and chunks[0].id == "t#0" and chunks[0].text == "" and chunks[0].title == "Only a title"
 
 

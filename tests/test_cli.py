@@ -19,7 +19,9 @@ def built(tmp_path: Path, capsys, monkeypatch) -> Path:
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(r) + "\n" for r in TINY_CORPUS), encoding="utf-8")
     out = tmp_path / "work"
-    code, stdout, _ = run_cli(["ingest", str(corpus), "--out", str(out), "--max-tokens", "16", "--overlap", "4"], capsys, monkeypatch)
+    code, stdout, _ = run_cli(
+        ["ingest", str(corpus), "--out", str(out), "--max-tokens", "16", "--overlap", "4"], capsys, monkeypatch
+    )
     assert code == 0, stdout
     return out
 
@@ -31,7 +33,9 @@ def test_ingest_writes_artifacts_and_skips_unchanged(built: Path, capsys, monkey
     assert {c["doc_id"] for c in chunks} == {r["_id"] for r in TINY_CORPUS}
     assert all(c["n_tokens"] <= 16 for c in chunks)
     corpus = built.parent / "corpus.jsonl"
-    code, out, _ = run_cli(["ingest", str(corpus), "--out", str(built), "--max-tokens", "16", "--overlap", "4"], capsys, monkeypatch)
+    code, out, _ = run_cli(
+        ["ingest", str(corpus), "--out", str(built), "--max-tokens", "16", "--overlap", "4"], capsys, monkeypatch
+    )
     assert code == 0 and out.count("unchanged, skipped") == 2
 
 
@@ -45,7 +49,9 @@ BAD_CORPORA = {
 
 
 @pytest.mark.parametrize("case", list(BAD_CORPORA))
-def test_bad_corpus_names_file_and_record_and_loses_nothing(case: str, built: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_bad_corpus_names_file_and_record_and_loses_nothing(
+    case: str, built: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
     content, expected = BAD_CORPORA[case]
     bad = tmp_path / "bad.jsonl"
     if content is not None:
@@ -73,7 +79,9 @@ def test_empty_corpus_and_unparseable_pdf(built: Path, tmp_path: Path, capsys, m
 def test_skip_flag_skips_malformed_lines(tmp_path: Path, capsys, monkeypatch) -> None:
     bad = tmp_path / "c.jsonl"
     bad.write_bytes(b'{"_id": "a", "text": "fine"}\nnot json\n{"_id": "b", "text": "also fine"}\n')
-    code, out, _ = run_cli(["ingest", str(bad), "--out", str(tmp_path / "w"), "--on-error", "skip"], capsys, monkeypatch)
+    code, out, _ = run_cli(
+        ["ingest", str(bad), "--out", str(tmp_path / "w"), "--on-error", "skip"], capsys, monkeypatch
+    )
     assert code == 0 and "skipped 1" in out
 
 
@@ -110,7 +118,9 @@ def test_qrels_naming_unknown_documents(tmp_path: Path, capsys, monkeypatch) -> 
     data = write_beir_dir(tmp_path / "bad", qrels=[("q1", "d1", 1), ("q2", "nope", 1)])
     previous = tmp_path / "r.json"
     previous.write_text('{"kept": true}')
-    code, _, err = run_cli(["eval", "--model", "minilm", "--data", str(data), "--json", str(previous)], capsys, monkeypatch)
+    code, _, err = run_cli(
+        ["eval", "--model", "minilm", "--data", str(data), "--json", str(previous)], capsys, monkeypatch
+    )
     assert code == 2 and "test.tsv" in err and "nope" in err
     assert previous.read_text() == '{"kept": true}'
 

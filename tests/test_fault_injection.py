@@ -79,7 +79,9 @@ def test_killed_at_every_stage_boundary_then_resumed_gives_the_same_model(tmp_pa
     _check_manifest(out)
     assert _finished_stages(out) == names
     weights = sorted(p.relative_to(out / "model") for p in (out / "model").rglob("*.safetensors"))
-    assert weights and weights == sorted(p.relative_to(reference / "model") for p in (reference / "model").rglob("*.safetensors"))
+    assert weights and weights == sorted(
+        p.relative_to(reference / "model") for p in (reference / "model").rglob("*.safetensors")
+    )
     for rel in weights:
         assert file_sha256(out / "model" / rel) == file_sha256(reference / "model" / rel), rel
     for name in ("gate.json",):

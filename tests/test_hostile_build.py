@@ -65,13 +65,17 @@ def test_bad_chunk_options_fail_before_any_work(tmp_path: Path, options, message
 
 def test_out_that_is_a_file(tmp_path: Path, capsys, monkeypatch) -> None:
     (tmp_path / "f").write_text("mine")
-    code, _, err = run_cli(["ingest", str(_corpus(tmp_path / "c.jsonl", 25)), "--out", str(tmp_path / "f")], capsys, monkeypatch)
+    code, _, err = run_cli(
+        ["ingest", str(_corpus(tmp_path / "c.jsonl", 25)), "--out", str(tmp_path / "f")], capsys, monkeypatch
+    )
     assert code == 2 and "is a file" in err
     assert (tmp_path / "f").read_text() == "mine"
 
 
 def test_a_failed_command_leaves_no_empty_out_folder(tmp_path: Path, capsys, monkeypatch) -> None:
-    code, _, err = run_cli(["ingest", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "new")], capsys, monkeypatch)
+    code, _, err = run_cli(
+        ["ingest", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "new")], capsys, monkeypatch
+    )
     assert code == 2 and "does not exist" in err
     assert not (tmp_path / "new").exists()
 
@@ -96,7 +100,9 @@ def test_build_takes_on_error_skip(tmp_path: Path, capsys, monkeypatch) -> None:
         handle.write("{not json\n")
     code, _, err = run_cli(["concepts", str(corpus), "--out", str(tmp_path / "a")], capsys, monkeypatch)
     assert code == 2 and "malformed JSON" in err and "--on-error skip" in err
-    code, out, err = run_cli(["concepts", str(corpus), "--out", str(tmp_path / "b"), "--on-error", "skip"], capsys, monkeypatch)
+    code, out, err = run_cli(
+        ["concepts", str(corpus), "--out", str(tmp_path / "b"), "--on-error", "skip"], capsys, monkeypatch
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["stages"]["ingest"]["stats"]["documents"] == 25
 
@@ -108,7 +114,9 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path: Path, capsys, monkeyp
         raise KeyboardInterrupt
 
     monkeypatch.setattr(fieldtune.build, "run_build", interrupted)
-    code, _, err = run_cli(["build", str(_corpus(tmp_path / "c.jsonl", 25)), "--out", str(tmp_path / "w")], capsys, monkeypatch)
+    code, _, err = run_cli(
+        ["build", str(_corpus(tmp_path / "c.jsonl", 25)), "--out", str(tmp_path / "w")], capsys, monkeypatch
+    )
     assert code == 130 and "finished stages are kept" in err
 
 
@@ -122,5 +130,7 @@ def test_a_damaged_tokenizer_is_named(tmp_path: Path, capsys, monkeypatch) -> No
     tokenizer = model / "tokenizer.json"
     tokenizer.write_bytes(tokenizer.read_bytes()[:1000])
     corpus = _corpus(tmp_path / "c.jsonl", 25)
-    code, _, err = run_cli(["ingest", str(corpus), "--out", str(tmp_path / "w"), "--model", str(model)], capsys, monkeypatch)
+    code, _, err = run_cli(
+        ["ingest", str(corpus), "--out", str(tmp_path / "w"), "--model", str(model)], capsys, monkeypatch
+    )
     assert code == 2 and "tokenizer.json" in err and "Traceback" not in err

@@ -14,7 +14,9 @@ def _unit(v: list[float]) -> np.ndarray:
 
 
 def test_planted_false_negatives_are_never_chosen() -> None:
-    concept = Concept(id="kostka", name="Kostka number", score=1.0, aliases=("Kostka numbers",), chunk_ids=("a#0", "a#1"))
+    concept = Concept(
+        id="kostka", name="Kostka number", score=1.0, aliases=("Kostka numbers",), chunk_ids=("a#0", "a#1")
+    )
     texts = {
         "a#0": "Kostka numbers count tableaux.",          # positive
         "a#1": "More on the same paper's topic.",          # same document as the positive
@@ -30,16 +32,25 @@ def test_planted_false_negatives_are_never_chosen() -> None:
         _unit([1, 0, 0]), _unit([0.99, 0.1, 0]), _unit([0.98, 0.2, 0]), _unit([0.97, 0.25, 0]),
         _unit([0.6, 0.8, 0]), _unit([0, 0, 1]), _unit([1, 0.01, 0]),
     ])
-    pairs = [Pair("Kostka number", "a#0", PairKind.CONCEPT_NAME, "kostka"), Pair("Kostka number", "c#0", PairKind.CONCEPT_NAME, "kostka")]
+    pairs = [
+        Pair("Kostka number", "a#0", PairKind.CONCEPT_NAME, "kostka"),
+        Pair("Kostka number", "c#0", PairKind.CONCEPT_NAME, "kostka"),
+    ]
     anchor = np.stack([_unit([1, 0, 0])] * 2)
     positives = np.stack([chunk_vectors[0], chunk_vectors[3]])
     guard = FalseNegativeGuard(pairs, {"kostka": concept}, texts, margin=0.95)
     for seed in range(20):
-        mined, stats = mine_hard_negatives(pairs, ids, anchor, chunk_vectors, positives, guard, MiningConfig(negatives_per_pair=2, seed=seed))
+        mined, stats = mine_hard_negatives(
+            pairs, ids, anchor, chunk_vectors, positives, guard, MiningConfig(negatives_per_pair=2, seed=seed)
+        )
         for pair in mined:
             assert set(pair.negative_ids) <= {"d#0", "e#0"}, pair.negative_ids
             assert "d#0" in pair.negative_ids  # the hardest legitimate negative is used
-    assert set(stats.refused) >= {"same document as the positive", "contains the anchor's concept", "positive of the same anchor"}
+    assert set(stats.refused) >= {
+        "same document as the positive",
+        "contains the anchor's concept",
+        "positive of the same anchor",
+    }
 
 
 def test_mining_with_the_real_model_is_seeded() -> None:
@@ -52,7 +63,11 @@ def test_mining_with_the_real_model_is_seeded() -> None:
         "e#0": "Protein folding is assisted by chaperones.",
     }
     pairs = [Pair("Young tableau", "a#0", PairKind.CONCEPT_NAME, "c")]
-    first, _ = mine_with_model(pairs, texts, {"c": concept}, model="minilm", config=MiningConfig(negatives_per_pair=1, seed=1))
-    second, _ = mine_with_model(pairs, texts, {"c": concept}, model="minilm", config=MiningConfig(negatives_per_pair=1, seed=1))
+    first, _ = mine_with_model(
+        pairs, texts, {"c": concept}, model="minilm", config=MiningConfig(negatives_per_pair=1, seed=1)
+    )
+    second, _ = mine_with_model(
+        pairs, texts, {"c": concept}, model="minilm", config=MiningConfig(negatives_per_pair=1, seed=1)
+    )
     assert first == second
     assert first[0].negative_ids and first[0].negative_ids[0] not in {"a#0", "b#0"}  # b#0 mentions the concept

@@ -44,7 +44,8 @@ def run_demo(
         result = run_evaluation("minilm", data_dir, ["bm25"], options, data=eval_set)
         result.write(out / "eval.json")
         stats = stages[-1].record["stats"]
-        return (to_markdown(result, title=title) + f"\nIngested {stats['documents']:,} documents into {stats['chunks']:,} "
+        return (to_markdown(result, title=title)
+                + f"\nIngested {stats['documents']:,} documents into {stats['chunks']:,} "
                 f"chunks in {out / 'work'}; {time.time() - started:.0f}s in all.\n")
     config = BuildConfig(budget_minutes=budget_minutes, seed=seed, eval_data=(str(data_dir),), precision=chosen)
     result = run_build(data_dir, out / "work", config)
@@ -54,5 +55,6 @@ def run_demo(
         to_markdown(external, title=f"{title}: tuned vs base vs BM25")
         + "\n" + to_markdown(derived, title="Derived test set (held-out concepts of the SymPy concept graph)")
         + f"\nModel and card: {result.model_dir}; {time.time() - started:.0f}s in all "
-        f"(training budget {budget_minutes:g} min). The build read only the docstring bodies; the summaries were used for evaluation alone.\n"
+        f"(training budget {budget_minutes:g} min). The build read only the docstring bodies; "
+        "the summaries were used for evaluation alone.\n"
     )

@@ -70,7 +70,9 @@ DEFAULT_METRICS: tuple[Metric, ...] = tuple(
 PRIMARY_METRIC = parse_metric("ndcg@10")
 
 
-def per_query_scores(qrels: Qrels, run: Run, query_ids: list[str], metrics: tuple[Metric, ...] = DEFAULT_METRICS) -> dict[str, np.ndarray]:
+def per_query_scores(
+    qrels: Qrels, run: Run, query_ids: list[str], metrics: tuple[Metric, ...] = DEFAULT_METRICS
+) -> dict[str, np.ndarray]:
     """For each metric, an array aligned with ``query_ids``; a query missing from the run scores 0."""
     import ir_measures
 

@@ -21,7 +21,9 @@ STAGES: Registry[Stage] = Registry("stage")
 for _entry in ORDER:
     _stage = importlib.import_module(f"fieldtune.stages.{_entry.module}").STAGE
     if _stage.name != _entry.name:
-        raise RuntimeError(f"fieldtune.stages.{_entry.module} defines stage {_stage.name!r}, ORDER says {_entry.name!r}")
+        raise RuntimeError(
+            f"fieldtune.stages.{_entry.module} defines stage {_stage.name!r}, ORDER says {_entry.name!r}"
+        )
     STAGES.register(_entry.name, _stage)
 
 

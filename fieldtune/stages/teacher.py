@@ -18,7 +18,7 @@ from typing import Any
 from fieldtune.config import BuildConfig
 from fieldtune.encoding import Encoder
 from fieldtune.evaluate.beir import write_beir
-from fieldtune.stages.artifacts import CHUNKS, USER_QUERIES, QUERY_DEV_SET, SCORED
+from fieldtune.stages.artifacts import CHUNKS, QUERY_DEV_SET, SCORED, USER_QUERIES
 from fieldtune.stages.base import Stage, StageContext
 from fieldtune.teachers import CandidatePool, chunk_positives, make_teacher, write_scored_queries
 from fieldtune.types import Chunk, Document, EvalSet, LabelledQuery, Qrels, ScoredQuery
