@@ -134,3 +134,14 @@ def test_a_damaged_tokenizer_is_named(tmp_path: Path, capsys, monkeypatch) -> No
         ["ingest", str(corpus), "--out", str(tmp_path / "w"), "--model", str(model)], capsys, monkeypatch
     )
     assert code == 2 and "tokenizer.json" in err and "Traceback" not in err
+
+
+def test_malformed_json_message_reads_once(tmp_path: Path) -> None:
+    from fieldtune.errors import InputError
+    from fieldtune.ingest import read_corpus
+
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"_id": "1", "text": "tab\tinside"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match="Invalid control character at column") as caught:
+        read_corpus(path)
+    assert "at at" not in str(caught.value)

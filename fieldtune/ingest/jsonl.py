@@ -39,7 +39,8 @@ def read_jsonl_corpus(path: Path, sink: RecordSink) -> None:
         try:
             data = json.loads(line)
         except json.JSONDecodeError as err:
-            problem = f"malformed JSON ({err.msg} at column {err.colno})"
+            # Some messages end in "at" already ("Invalid control character at"): never "at at column".
+            problem = f"malformed JSON ({err.msg.removesuffix(' at')} at column {err.colno})"
             sink.bad(path, problem, record=record, cause=err)
             continue
         try:
