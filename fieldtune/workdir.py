@@ -171,6 +171,11 @@ class WorkDir:
             self.root.rmdir()
         self._claimed = False
 
+    def _drop_record(self, name: str) -> None:
+        manifest = self.manifest()
+        if manifest["stages"].pop(name, None) is not None:
+            write_json(self.manifest_path, manifest)
+
     def _write_record(self, name: str, record: dict[str, Any]) -> None:
         manifest = self.manifest()
         manifest["format"] = MANIFEST_FORMAT
@@ -213,6 +218,9 @@ class WorkDir:
             return StageResult(name, True, self.manifest()["stages"][name])
         started = time.time()
         self.claim()
+        # The stage is about to rewrite its outputs: its old record goes first, so a run killed halfway
+        # never leaves a record whose output hashes no longer match (the rerun simply redoes the stage).
+        self._drop_record(name)
         try:
             stats = build() or {}
         except BaseException:

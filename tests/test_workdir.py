@@ -122,3 +122,20 @@ def test_manifest_written_by_v01_is_still_ours(tmp_path: Path) -> None:
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "manifest.json").write_text('{"stages": {"ingest": {"key": "abc", "outputs": {}}}}')
     assert WorkDir(tmp_path / "w").manifest()["stages"]["ingest"]["key"] == "abc"
+
+
+def test_a_rerun_that_dies_leaves_no_stale_record(tmp_path: Path) -> None:
+    workdir = WorkDir(tmp_path / "work")
+    target = workdir.path("out.txt")
+
+    def write(text: str):
+        def build() -> None:
+            target.write_text(text)
+            if text == "second":
+                raise KeyboardInterrupt  # killed after rewriting its output, before recording it
+        return build
+
+    workdir.run_stage("s", inputs={}, params={"v": 1}, outputs=["out.txt"], build=write("first"))
+    with pytest.raises(KeyboardInterrupt):
+        workdir.run_stage("s", inputs={}, params={"v": 2}, outputs=["out.txt"], build=write("second"))
+    assert "s" not in workdir.manifest()["stages"]
