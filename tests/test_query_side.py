@@ -185,3 +185,19 @@ def test_a_budget_that_cannot_fit_one_step_says_so_and_writes_nothing(
         train_query_side(_examples(8, 0), document_vectors, model_dir=tmp_path / "model", config=config,
                          progress=False)
     assert not (tmp_path / "model").exists()
+
+
+def test_the_score_based_losses_also_build_for_full_model_training() -> None:
+    import torch
+
+    from fieldtune.training import TrainConfig
+    from fieldtune.training.setup import build_loss
+
+    model = load_model("minilm", device="cpu")
+    queries, docs = model.preprocess(["a query", "another query"]), model.preprocess(["doc one", "doc two"])
+    teacher = torch.tensor([[0.9, 0.3, 0.1], [0.8, 0.2, 0.5]])  # [positive, negative_1, negative_2] per row
+    columns = {"kl": ([queries, docs, docs, docs], teacher), "margin_mse": ([queries, docs, docs, docs], teacher),
+               "labelled": ([queries, docs], None)}
+    for name, (features, labels) in columns.items():
+        value = build_loss(model, TrainConfig(loss=name), [384, 64], [1.0, 1.0])(features, labels)
+        assert torch.isfinite(value) and value.requires_grad, name
