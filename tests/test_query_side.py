@@ -12,7 +12,7 @@ from fieldtune.encoding import Encoder
 from fieldtune.model_record import ModelRecord
 from fieldtune.models import load_model, resolve_model
 from fieldtune.training import TrainConfigError, TrainingDataError
-from fieldtune.training.query_model import document_fingerprint, is_query_side
+from fieldtune.training.query_model import document_fingerprint, is_query_side, shared_document_encoder
 from fieldtune.training.query_side import (
     QuerySideConfig,
     average_query_route,
@@ -143,6 +143,20 @@ def test_the_record_says_query_side_and_carries_the_document_fingerprint(trained
     base_fingerprint = document_fingerprint(load_model("minilm", device="cpu"))
     assert record.extra["document_fingerprint"] == base_fingerprint
     assert document_fingerprint(SentenceTransformer(str(trained), device="cpu")) == base_fingerprint
+
+
+def test_documents_encoded_by_the_base_serve_the_adapted_model_unless_its_record_lies(
+    trained: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    assert shared_document_encoder(str(trained)) == "minilm"
+    assert shared_document_encoder(resolve_model("minilm").location) is None  # a plain model: no record
+    assert shared_document_encoder(str(tmp_path / "nowhere")) is None
+    copied = shutil.copytree(trained, tmp_path / "lying")
+    record = ModelRecord.read(copied)
+    ModelRecord.from_dict({**record.to_dict(), "document_fingerprint": "0" * 64}).write(copied)
+    assert shared_document_encoder(str(copied)) is None
 
 
 def test_averaging_the_query_route_with_the_base(trained: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ from fieldtune.training import artifacts
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from torch import nn
+
+logger = logging.getLogger("fieldtune.training")
 
 QUERY_ROUTE = "query"
 DOCUMENT_ROUTE = "document"
@@ -148,3 +151,29 @@ def average_query_route(model_dir: Path, base: str, alpha: float, out: Path) -> 
     record = ModelRecord.read(model_dir).averaged_with(base, alpha)
     artifacts.publish_model(tuned, Path(out), record)
     return Path(out)
+
+
+def shared_document_encoder(model_spec: str) -> str | None:
+    """The base whose document embeddings ``model_spec``'s are, bit for bit, or None.
+
+    For a query-side model (its ``fieldtune.json`` says so) whose document
+    route has the fingerprint of its recorded base, documents encoded by the
+    base (an index, the embedding cache) can be reused as they are: encoding a
+    corpus takes minutes on a CPU, loading the two models to check takes
+    seconds. Anything else (a plain model, a record that no longer matches the
+    weights) gives None: encode with the model itself.
+    """
+    path = Path(model_spec).expanduser()
+    if not ModelRecord.exists(path):
+        return None
+    record = ModelRecord.read(path)
+    claimed = record.extra.get(FINGERPRINT_KEY)
+    if not record.extra.get(QUERY_SIDE_KEY) or not claimed or not record.base_model:
+        return None
+    actual = document_fingerprint(load_model(str(path), device="cpu"))
+    base = document_fingerprint(load_model(record.base_model, device="cpu"))
+    if actual == base == claimed:
+        return record.base_model
+    logger.warning("%s: its document route is not the one recorded from %s; documents are encoded with the "
+                   "model itself", path, record.base_model)
+    return None
