@@ -31,7 +31,7 @@ from fieldtune.evaluate.result import EvaluationResult
 from fieldtune.model_record import GATE_RECORD, GateRecord, ModelRecord
 from fieldtune.models import load_model
 
-__all__ = ["GATE_RECORD", "GateConfig", "GateRecord", "average_with_base", "choose", "run_gate"]
+__all__ = ["GATE_RECORD", "GateConfig", "GateRecord", "average_with_base", "choose", "gain_over", "run_gate"]
 
 logger = logging.getLogger("fieldtune.gate")
 
@@ -83,10 +83,11 @@ def choose(scores: Mapping[str, float], margin: float, significant: Mapping[str,
     return max(eligible, key=lambda name: (scores[name], -order.index(name)))
 
 
-def _gain(result: EvaluationResult, baseline: str) -> PairedDifference | None:
+def gain_over(result: EvaluationResult, baseline: str) -> PairedDifference | None:
+    """The model's paired nDCG@10 difference to ``baseline`` at full dimension, as the evaluation measured it."""
     full = result.system().full_dim
     for comparison in result.comparisons:
-        if comparison.system == baseline and comparison.metric == PRIMARY_METRIC and comparison.model_dim == full:
+        if comparison.system == baseline and comparison.metric == PRIMARY_METRIC.key and comparison.model_dim == full:
             return comparison.model_minus_system
     return None
 
@@ -108,7 +109,7 @@ def run_gate(candidates: Mapping[str, Path], base: str, dev_data: Path, *, confi
         scores[name] = result.score(PRIMARY_METRIC)
         if result.baselines:  # the base baseline, named after the base model
             scores["base"] = result.score(PRIMARY_METRIC, system=result.baselines[0])
-            gain = _gain(result, result.baselines[0])
+            gain = gain_over(result, result.baselines[0])
             if gain is not None:
                 gains[name] = {"delta": gain.delta, "ci_low": gain.ci_low, "ci_high": gain.ci_high}
                 significant[name] = gain.ci_low > 0

@@ -40,3 +40,22 @@ def test_average_with_base_interpolates_every_weight(tmp_path) -> None:
     for name, value in averaged.items():
         np.testing.assert_allclose(value.detach().numpy(), base[name].detach().numpy() + 0.25, atol=1e-5)
     assert json.loads((out / "fieldtune.json").read_text())["weight_average"] == {"alpha": 0.25, "base": "minilm"}
+
+
+def test_choose_demands_significance_where_asked() -> None:
+    scores = {"trained": 0.52, "averaged": 0.51, "base": 0.50}
+    assert choose(scores, 0.0) == "trained"
+    assert choose(scores, 0.0, {"trained": False, "averaged": True}) == "averaged"
+    assert choose(scores, 0.0, {"trained": False, "averaged": False}) == "base"
+
+
+def test_gain_over_reads_the_full_dimension_comparison() -> None:
+    from fieldtune.evaluate.result import EvaluationResult
+    from fieldtune.gate import gain_over
+
+    from .test_records import eval_json
+
+    result = EvaluationResult.from_dict(eval_json())
+    gain = gain_over(result, "minilm")
+    assert gain is not None and gain.delta == pytest.approx(0.05)
+    assert gain_over(result, "bm25") is None  # compared at 128 only, not at the model's full dimension

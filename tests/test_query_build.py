@@ -44,6 +44,7 @@ def test_query_side_build_keeps_document_vectors_and_gates_on_held_out_queries(t
     gate = GateRecord.read(out / "model")
     assert gate is not None and set(gate.scores) == {"adapted", "adapted-averaged", "base"}
     assert gate.required_significance is False and gate.dev_queries_file.endswith("dev-set")
+    assert set(gate.gains or {}) == {"adapted", "adapted-averaged"}
     # The adapted model loads without fieldtune; its documents are the base's, bit for bit.
     adapted = SentenceTransformer(str(out / "adapted" / "model"))
     base = load_model("minilm", device="cpu")
