@@ -245,6 +245,32 @@ class LabelledQuery:
 
 
 @dataclass(frozen=True)
+class PseudoQuery:
+    """A query made from the corpus itself (a title, a concept name, a sentence) for a build without user queries.
+
+    ``source`` names the registered pseudo-query source that made it
+    (:mod:`fieldtune.pseudo_queries`). ``exclude_doc_id`` is set when the
+    query's text was cut out of a document (inverse cloze): that document
+    would be found by string match alone, so the teacher drops its chunks
+    from the query's candidates.
+    """
+
+    id: str
+    text: str
+    source: str
+    exclude_doc_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PseudoQuery:
+        exclude = data.get("exclude_doc_id")
+        return cls(id=str(data["id"]), text=data["text"], source=str(data["source"]),
+                   exclude_doc_id=None if exclude is None else str(exclude))
+
+
+@dataclass(frozen=True)
 class ScoredQuery:
     """A training query with its candidate documents and a teacher's score for each.
 
