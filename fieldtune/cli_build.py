@@ -43,13 +43,17 @@ TrainDataOpt = Annotated[Path | None, typer.Option(
 ModeOpt = Annotated[TrainingMode, typer.Option(
     "--mode", help="auto: adapt the query encoder when queries are given, else train the full model; "
     "full, query or both force one.")]
+PseudoQueriesOpt = Annotated[str | None, typer.Option(
+    "--pseudo-queries", help="Without your queries: adapt the query encoder to queries made from the corpus, "
+    "comma-separated source names, e.g. titles,concepts (a wrong name lists them all); the gate then demands a "
+    "significant gain.")]
 MaxConceptsOpt = Annotated[int | None, typer.Option(
     "--max-concepts", help="Concepts to keep (default: scales with the corpus, up to 1000).")]
 
 
 def _config(*, base: str, budget_minutes: float, seed: int, eval_data: list[Path] | None, max_tokens: int,
             overlap: int, on_error: OnError, min_df: int, max_df: float, max_concepts: int | None,
-            queries: Path | None, train_data: Path | None, mode: TrainingMode):
+            queries: Path | None, train_data: Path | None, mode: TrainingMode, pseudo_queries: str | None = None):
     from fieldtune.chunking import ChunkingConfig
     from fieldtune.concepts import ConceptConfig
     from fieldtune.config import BuildConfig
@@ -71,6 +75,7 @@ def _config(*, base: str, budget_minutes: float, seed: int, eval_data: list[Path
             on_error=on_error, chunking=ChunkingConfig(max_tokens=max_tokens, overlap=overlap),
             concepts=ConceptConfig(min_df=min_df, max_df=max_df, max_concepts=max_concepts),
             queries=str(queries) if queries else None, train_data=str(train_data) if train_data else None, mode=mode,
+            pseudo_queries=tuple(name.strip() for name in (pseudo_queries or "").split(",") if name.strip()),
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -95,13 +100,14 @@ def _command(until: str, doc: str) -> Callable[..., None]:
         eval_data: EvalDataOpt = None, max_tokens: MaxTokensOpt = 256, overlap: OverlapOpt = 32,
         on_error: OnErrorOpt = OnError.STOP, min_df: MinDfOpt = 2, max_df: MaxDfOpt = 0.2,
         max_concepts: MaxConceptsOpt = None, queries: QueriesOpt = None, train_data: TrainDataOpt = None,
-        mode: ModeOpt = TrainingMode.AUTO,
+        mode: ModeOpt = TrainingMode.AUTO, pseudo_queries: PseudoQueriesOpt = None,
     ) -> None:
         from fieldtune.build import run_build
 
         config = _config(base=base, budget_minutes=budget_minutes, seed=seed, eval_data=eval_data,
                          max_tokens=max_tokens, overlap=overlap, on_error=on_error, min_df=min_df, max_df=max_df,
-                         max_concepts=max_concepts, queries=queries, train_data=train_data, mode=mode)
+                         max_concepts=max_concepts, queries=queries, train_data=train_data, mode=mode,
+                         pseudo_queries=pseudo_queries)
         result = run_build(corpus, out, config, until=until)
         _report(result, until)
 

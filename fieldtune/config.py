@@ -19,6 +19,7 @@ from fieldtune.ingest import OnError
 from fieldtune.mining import MiningConfig
 from fieldtune.models import DEFAULT_MODEL
 from fieldtune.pairs import PairConfig
+from fieldtune.pseudo_queries import PSEUDO_QUERY_SOURCES, PseudoQueryConfig
 from fieldtune.teachers.base import TeacherOptions
 from fieldtune.training import TrainConfig
 from fieldtune.training.query_side_config import QuerySideConfig
@@ -70,6 +71,10 @@ class BuildConfig:
     dev_fraction: float = 0.2
     #: QuerySideConfig fields other than base, budget and seed (e.g. epochs, loss, batch_size)
     query_side_overrides: dict[str, Any] = field(default_factory=dict)
+    #: pseudo-query sources (fieldtune.pseudo_queries) for a query-side build without the user's queries
+    pseudo_queries: tuple[str, ...] = ()
+    #: at most this many pseudo-queries in all (each source's share spread over the documents)
+    pseudo_query_cap: int = 3000
 
     def __post_init__(self) -> None:
         try:
@@ -88,10 +93,11 @@ class BuildConfig:
             raise BuildConfigError(f"dev_fraction must be in (0, 1); got {self.dev_fraction}")
         if self.teacher_k < 1:
             raise BuildConfigError(f"teacher_k must be at least 1; got {self.teacher_k}")
-        if self.training_mode() is not TrainingMode.FULL and not self.has_supervision():
+        self._check_pseudo_queries()
+        if self.training_mode() is not TrainingMode.FULL and not self.has_queries():
             raise BuildConfigError(
                 f"mode {self.mode.value!r} adapts the query encoder and needs the user's queries: "
-                "give --queries FILE or --train-data DIR|FILE (or use --mode full)"
+                "give --queries FILE or --train-data DIR|FILE, or --pseudo-queries SOURCES (or use --mode full)"
             )
         if self.min_documents < 1:
             raise BuildConfigError(f"min_documents must be at least 1; got {self.min_documents}")
@@ -102,12 +108,28 @@ class BuildConfig:
             except ValueError as error:
                 raise BuildConfigError(str(error)) from None
 
+    def _check_pseudo_queries(self) -> None:
+        object.__setattr__(self, "pseudo_queries", tuple(self.pseudo_queries))
+        for name in self.pseudo_queries:
+            if name not in PSEUDO_QUERY_SOURCES:
+                raise BuildConfigError(PSEUDO_QUERY_SOURCES.unknown_message(name))
+        if self.pseudo_query_cap < 1:
+            raise BuildConfigError(f"pseudo_query_cap must be at least 1; got {self.pseudo_query_cap}")
+
     def has_supervision(self) -> bool:
+        """Whether the user gave queries or labels; pseudo-queries are not (their dev share is pseudo too)."""
         return bool(self.queries or self.train_data)
+
+    def has_queries(self) -> bool:
+        """Whether a query-side build has training queries: the user's, or pseudo-queries from the corpus."""
+        return self.has_supervision() or bool(self.pseudo_queries)
+
+    def pseudo_query_config(self) -> PseudoQueryConfig:
+        return PseudoQueryConfig(sources=self.pseudo_queries, cap=self.pseudo_query_cap, seed=self.seed)
 
     def training_mode(self) -> TrainingMode:
         if self.mode is TrainingMode.AUTO:
-            return TrainingMode.QUERY if self.has_supervision() else TrainingMode.FULL
+            return TrainingMode.QUERY if self.has_queries() else TrainingMode.FULL
         return self.mode
 
     def trains_full_model(self) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from fieldtune.concepts import GRAPH_GRAPHML, GRAPH_JSON, ConceptGraph, read_graph
 from fieldtune.encoding import document_text
 from fieldtune.errors import FieldtuneError
-from fieldtune.types import Chunk, Document, LabelledQuery, Pair, Query, ScoredQuery
+from fieldtune.types import Chunk, Document, LabelledQuery, Pair, PseudoQuery, Query, ScoredQuery
 from fieldtune.workdir import WorkDir, read_jsonl
 
 DOCUMENTS = "documents.jsonl"
@@ -84,7 +84,9 @@ def _records(parse: Callable[[dict[str, Any]], T]) -> Callable[[Path], list[T]]:
     return lambda path: [parse(record) for record in read_jsonl(path)] if path.exists() else []
 
 
-def _user_query(record: dict[str, Any]) -> Query | LabelledQuery:
+def _user_query(record: dict[str, Any]) -> Query | LabelledQuery | PseudoQuery:
+    if "source" in record:  # made from the corpus (fieldtune.pseudo_queries), not given by the user
+        return PseudoQuery.from_dict(record)
     return LabelledQuery.from_dict(record) if "positive_ids" in record else Query.from_dict(record)
 
 
@@ -133,8 +135,8 @@ class Artifacts:
     def mined(self, split: str) -> list[Pair]:
         return self._get(f"{MINED}/{split}.jsonl", _records(Pair.from_dict))
 
-    def user_queries(self, split: str) -> list[Query | LabelledQuery]:
-        """The user's queries of ``split`` (train/dev): labelled when they carry judged positives."""
+    def user_queries(self, split: str) -> list[Query | LabelledQuery | PseudoQuery]:
+        """The queries of ``split`` (train/dev): labelled when they carry judged positives, or pseudo-queries."""
         return self._get(f"{USER_QUERIES}/{split}.jsonl", _records(_user_query))
 
     def scored_queries(self, split: str) -> list[ScoredQuery]:
