@@ -46,6 +46,10 @@ GATE_EXPLAINED = {
     "trained": "The trained weights beat the base there, and are the ones in this directory.",
     "averaged": ("The trained weights averaged with the base's did best there, so this directory holds that average "
                  "(weight-space ensembling keeps more of what the base knew)."),
+    "adapted": ("The query encoder adapted to the teacher beat the base there; documents keep the base's embeddings "
+                "(the document route is the base, unchanged)."),
+    "adapted-averaged": ("The adapted query encoder averaged with the base's did best there, so the query route "
+                         "holds that average; documents keep the base's embeddings."),
     "base": ("**Neither the trained weights nor their average with the base beat the base there, so this directory "
              "holds the base model's weights unchanged** (plus the rotation described below, if any). "
              "Training on this corpus did not help; the evaluation "
