@@ -23,6 +23,9 @@ from typing import Any
 from fieldtune.errors import InputError
 from fieldtune.workdir import write_json
 
+#: ``extra`` keys of a query-side model (fieldtune.training.query_model) that describe the trained weights' routes
+TRAINED_ROUTE_KEYS = ("query_side", "document_fingerprint")
+
 #: File name of the training record inside a model directory (the only definition).
 MODEL_RECORD = "fieldtune.json"
 #: File name of the quality gate's record inside a build's ``model/``.
@@ -99,8 +102,13 @@ class ModelRecord:
         return replace(self, weight_average=WeightAverage(alpha=alpha, base=base))
 
     def kept_base(self, note: str) -> ModelRecord:
-        """This record for a directory holding the base's weights: the trained prompts do not apply to them."""
-        return replace(self, prompts={}, base_weights_kept=True, note=note)
+        """This record for a directory holding the base's weights: the trained prompts do not apply to them.
+
+        Nor do a query-side model's route claims (``query_side``, ``document_fingerprint``): left in, they
+        made the encoder take the base's unrotated document vectors for a rotated base, and scores collapsed.
+        """
+        extra = {k: v for k, v in self.extra.items() if k not in TRAINED_ROUTE_KEYS}
+        return replace(self, prompts={}, base_weights_kept=True, note=note, extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: the training keys in training's order, then the gate's keys that are set, then ``extra``."""

@@ -7,13 +7,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from fieldtune.card import render_card, write_card
+from fieldtune.card import GATE_EXPLAINED, render_card, write_card
 from fieldtune.chunking import ChunkingConfig
 from fieldtune.concepts.graph import ConceptGraph
 from fieldtune.evaluate.result import EvaluationResult
 from fieldtune.mining import MiningConfig
 from fieldtune.model_record import GateRecord, ModelRecord
 from fieldtune.pairs import PairConfig
+from fieldtune.stages.gate import QUERY_SIDE_CANDIDATES
 from fieldtune.types import Concept, ConceptEdge, EdgeType
 from fieldtune.workdir import write_json
 from tests.test_records import eval_json, training_record
@@ -78,3 +79,8 @@ def test_card_names_a_loss_this_version_does_not_know_by_its_recorded_name(tmp_p
     write_build(tmp_path, record, None)
     card = render_card(tmp_path, corpus="corpus.jsonl", config=card_config())
     assert "Loss: `margin_mse_from_the_future` inside MatryoshkaLoss" in card
+
+
+def test_the_card_explains_every_choice_the_gate_can_make() -> None:
+    """A query-side build's gate installs 'adapted' or 'adapted-averaged'; the card crashed on them."""
+    assert {"trained", "averaged", "base", *QUERY_SIDE_CANDIDATES} <= set(GATE_EXPLAINED)

@@ -175,3 +175,11 @@ def test_gate_record_round_trips_both_shapes(tmp_path: Path) -> None:
     assert GateRecord.read(tmp_path) == GateRecord.from_dict(ran)
     with_rotation = GateRecord.not_run("no dev queries").with_rotation({"texts": 3})
     assert list(with_rotation.to_dict()) == ["chosen", "scores", "reason", "rotation"]
+
+
+def test_a_kept_base_record_drops_the_query_side_route_claims() -> None:
+    """The base's weights are not the adapted model: the encoder must not reuse base document vectors for them."""
+    record = ModelRecord.from_dict({**training_record(), "query_side": True, "document_fingerprint": "abc", "x": 1})
+    kept = record.kept_base(note="kept")
+    assert "query_side" not in kept.extra and "document_fingerprint" not in kept.extra
+    assert kept.extra["x"] == 1 and kept.base_weights_kept
