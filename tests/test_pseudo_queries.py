@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fieldtune.concepts import ConceptGraph
 from fieldtune.config import BuildConfig, BuildConfigError
 from fieldtune.pairs import GraphParts
 from fieldtune.pseudo_queries import PSEUDO_QUERY_SOURCES, PseudoQueryConfig, drop_source_documents, pseudo_queries
 from fieldtune.registry import UnknownNameError
-from fieldtune.stages.artifacts import USER_QUERIES, ArtifactCache, Artifacts
+from fieldtune.stages.artifacts import CHUNKS as CHUNKS_FILE
+from fieldtune.stages.artifacts import DOCUMENTS, USER_QUERIES, ArtifactCache, Artifacts
+from fieldtune.stages.base import StageContext
 from fieldtune.stages.queries import STAGE as QUERIES_STAGE
 from fieldtune.teachers import CandidatePool, HybridTeacher
 from fieldtune.training_mode import TrainingMode
@@ -22,6 +25,7 @@ from fieldtune.types import Chunk, Concept, PseudoQuery, Query, ScoredQuery
 from fieldtune.workdir import WorkDir, write_jsonl
 
 from .build_fixture import CONCEPTS, synthetic_corpus, write_corpus
+from .conftest import run_cli
 
 
 def _chunks(n_docs: int = 40) -> list[Chunk]:
@@ -152,6 +156,38 @@ def test_pseudo_queries_round_trip_through_the_queries_artifact(tmp_path: Path) 
     records = [PseudoQuery("sentences:d#0|1", "a sentence", "sentences", "d"), Query("q1", "a user query")]
     write_jsonl(workdir.path(f"{USER_QUERIES}/train.jsonl"), (r.to_dict() for r in records))
     assert Artifacts(ArtifactCache(workdir), "teacher", (USER_QUERIES,)).user_queries("train") == records
+
+
+def _run_queries_stage(tmp_path: Path, config: BuildConfig) -> dict[str, list[dict]]:
+    workdir = WorkDir(tmp_path / "w")
+    write_jsonl(workdir.path(DOCUMENTS), [{"id": c.doc_id, "text": c.text} for c in CHUNKS])
+    write_jsonl(workdir.path(CHUNKS_FILE), (c.to_dict() for c in CHUNKS))
+    ConceptGraph(concepts=list(GRAPH.concepts), edges=[]).write(workdir.path("."))
+    stage = QUERIES_STAGE
+    ctx = StageContext(config=config, corpus=tmp_path, workdir=workdir, outputs=stage.outputs,
+                       artifacts=Artifacts(ArtifactCache(workdir), stage.name, stage.inputs))
+    stage.run(ctx)
+    return {split: [json.loads(line) for line in workdir.path(f"{USER_QUERIES}/{split}.jsonl").read_text().splitlines()]
+            for split in ("train", "dev")}
+
+
+def test_the_queries_stage_splits_pseudo_queries_alone_and_keeps_them_out_of_the_users_dev(tmp_path: Path) -> None:
+    alone = _run_queries_stage(tmp_path / "a", BuildConfig(pseudo_queries=("titles", "concepts")))
+    expected = pseudo_queries(CHUNKS, GRAPH, BuildConfig(pseudo_queries=("titles", "concepts")).pseudo_query_config())
+    assert alone["dev"] and sorted(r["id"] for r in alone["train"] + alone["dev"]) == sorted(q.id for q in expected)
+    users = tmp_path / "queries.txt"
+    users.write_text("".join(f"what is a {name}\n" for name, _ in CONCEPTS), encoding="utf-8")
+    mixed = _run_queries_stage(tmp_path / "b", BuildConfig(queries=str(users), pseudo_queries=("titles",)))
+    assert mixed["dev"] and all("source" not in r for r in mixed["dev"])
+    assert {r["source"] for r in mixed["train"] if "source" in r} == {"titles"}
+
+
+def test_build_takes_pseudo_query_sources_and_names_a_wrong_one(tmp_path: Path, capsys, monkeypatch) -> None:
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    code, out, err = run_cli(["build", str(corpus), "--out", str(tmp_path / "o"), "--pseudo-queries", "titles,concept"],
+                             capsys, monkeypatch)
+    assert code == 2 and "did you mean 'concepts'" in out + err
+    assert not (tmp_path / "o").exists()
 
 
 class HashingEncoder:
