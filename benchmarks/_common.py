@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from fieldtune.hardware import cpu_features
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -30,7 +33,8 @@ def hardware() -> dict[str, Any]:
     import torch
 
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib, "torch_threads": torch.get_num_threads(),
+        "cpu": cpu, "cpu_flags": [name for name, present in asdict(cpu_features()).items() if present],
+        "cores": os.cpu_count(), "memory_gib": memory_gib, "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(), "python": platform.python_version(), "torch": torch.__version__,
         "platform": platform.platform(),
     }
@@ -38,8 +42,10 @@ def hardware() -> dict[str, Any]:
 
 def hardware_line(info: dict[str, Any]) -> str:
     gpu = "CUDA" if info["cuda"] else "no GPU"
+    flags = info.get("cpu_flags")  # results written before the flags were recorded lack them
+    flags_text = f" ({', '.join(flags) or 'no AVX2 or AVX-512'})" if flags is not None else ""
     return (
-        f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, {gpu}; "
+        f"{info['cpu']}{flags_text}, {info['cores']} cores, {info['memory_gib']} GiB, {gpu}; "
         f"torch {info['torch']}, Python {info['python']}"
     )
 

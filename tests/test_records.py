@@ -97,11 +97,20 @@ def test_reading_a_broken_evaluation_file_names_it(tmp_path: Path) -> None:
         EvaluationResult.read(path)
 
 
+def committed_evaluations(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every evaluation in a committed results file: per set, or per protocol, set and fold (quality.py)."""
+    found = [entry["result"]["evaluation"] if "result" in entry else entry
+             for entry in payload.get("sets", {}).values()]
+    for protocol in payload.get("protocols", {}).values():
+        found += [fold["evaluation"] for entry in protocol["sets"].values() for fold in entry["folds"]]
+    return found
+
+
 @pytest.mark.parametrize("name", ["baselines.json", "quality.json"])
 def test_the_committed_benchmark_results_round_trip(name: str) -> None:
-    payload = json.loads((RESULTS / name).read_text())
-    for entry in payload["sets"].values():
-        evaluation = entry["result"]["evaluation"] if "result" in entry else entry
+    evaluations = committed_evaluations(json.loads((RESULTS / name).read_text()))
+    assert evaluations
+    for evaluation in evaluations:
         assert json.dumps(EvaluationResult.from_dict(evaluation).to_dict()) == json.dumps(evaluation)
 
 
