@@ -289,12 +289,17 @@ def serve(
         "repeat for several, '*' for any. Loopback names and --host are always answered.",
     )] = None,
     max_query_chars: Annotated[int, typer.Option(help="Longest query accepted, in characters.", min=1)] = 1000,
+    log_queries: Annotated[Path | None, typer.Option(
+        "--log-queries", help="Append every query searched to this JSONL file (time, query, mode; never the key), "
+        "for `fieldtune adapt --queries FILE`.",
+    )] = None,
 ) -> None:
     """Serve search over HTTP: a web page at /, JSON at /search, /documents/{id}, /health."""
     try:
         import uvicorn
 
         from fieldtune.search.guards import LOOPBACK_HOSTS, allowed_hosts
+        from fieldtune.search.query_log import QueryLog
         from fieldtune.search.service import create_app, server_options
     except ImportError as error:
         raise FieldtuneError(f"{error} (pip install 'fieldtune[serve]')") from error
@@ -314,9 +319,52 @@ def serve(
     if host in {"0.0.0.0", "::"} and not allow_host:
         _echo_err(f"note: only requests for {', '.join(hosts)} are answered; add --allow-host NAME for each "
                   "name or address clients use to reach this machine")
+    query_log = QueryLog(log_queries) if log_queries is not None else None
     typer.echo(f"serving {index} on http://{host}:{port}/ (Ctrl+C stops)")
-    app_ = create_app(search_index, api_key=key, max_query_chars=max_query_chars, allowed_hosts=hosts)
-    uvicorn.run(app_, host=host, port=port, log_level="warning", **server_options(app_))
+    if query_log is not None:
+        typer.echo(f"logging queries to {query_log.path}")
+    app_ = create_app(search_index, api_key=key, max_query_chars=max_query_chars, allowed_hosts=hosts,
+                      query_log=query_log)
+    try:
+        uvicorn.run(app_, host=host, port=port, log_level="warning", **server_options(app_))
+    finally:
+        if query_log is not None:
+            query_log.close()
+
+
+def adapt_index_command(
+    index: Annotated[Path, typer.Option("--index", help="Index directory built by `fieldtune index`.")],
+    queries: Annotated[Path | None, typer.Option(
+        "--queries", help="The queries to adapt to: a `serve --log-queries` log, or .txt/.jsonl/.csv/BEIR queries.",
+    )] = None,
+    budget_minutes: Annotated[float, typer.Option(help="Training time budget in minutes.", min=0.1)] = 5.0,
+    seed: Annotated[int, typer.Option(help="Seed of the dev split and of training.")] = 0,
+    rollback: Annotated[bool, typer.Option(
+        "--rollback", help="Put the previous query encoder back instead (atomically).",
+    )] = False,
+) -> None:
+    """Train the index's query encoder on searched queries; swap it in (atomically) only if it does better on dev.
+
+    No document is re-encoded: the teacher and the training read the index's own
+    chunks and stored vectors, and a running `serve` picks the new encoder up.
+    """
+    from fieldtune.adapt import AdaptOptions, adapt_index, rollback_index
+
+    if rollback:
+        if queries is not None:
+            raise typer.BadParameter("--rollback takes no --queries", param_hint="--rollback")
+        manifest = rollback_index(index)
+        now = manifest.query_model.path if manifest.query_model else None
+        typer.echo(f"rolled back: searches of {index} now use {now or 'the index model ' + manifest.model.spec}")
+        return
+    if queries is None:
+        raise typer.BadParameter("give the queries to adapt to (e.g. a `serve --log-queries` file), "
+                                 "or --rollback", param_hint="--queries")
+    result = adapt_index(index, queries, AdaptOptions(budget_minutes=budget_minutes, seed=seed))
+    typer.echo(f"dev nDCG@10 against the teacher's top 10 ({result.dev_queries} dev queries, "
+               f"{result.train_queries} trained on, {result.steps} steps): current {result.current_score:.4f}, "
+               f"adapted {result.adapted_score:.4f}")
+    typer.echo(f"swapped in {result.model}" if result.swapped else f"not swapped: {result.reason}")
 
 
 def _api_key(given: str | None, path: Path | None, *, on_command_line: bool) -> str | None:
@@ -341,6 +389,9 @@ def _api_key(given: str | None, path: Path | None, *, on_command_line: bool) -> 
 from fieldtune.cli_build import register as _register_build_commands  # noqa: E402
 
 _register_build_commands(app)
+# After the stage commands on purpose: `fieldtune adapt --index` (the index's query encoder, issue 14 item 9)
+# takes the name of the build's `adapt` stage command, which `fieldtune build --queries` still runs.
+app.command("adapt")(adapt_index_command)
 
 
 def _interrupted() -> None:

@@ -111,13 +111,6 @@ def fit_dimension(vectors: np.ndarray, dimension: int) -> np.ndarray:
     return truncate(vectors, dimension) if vectors.shape[1] > dimension else vectors
 
 
-def query_encoder(manifest: IndexManifest) -> Encoder:
-    """The encoder an index was built with (bundled and hub models by name, local ones by path)."""
-    return Encoder(
-        manifest.model.load_spec, precision=manifest.precision, use_cache=False, show_progress=False
-    )
-
-
 def _chunk_and_encode(
     documents: list[Document], encoder: Encoder, chunking: ChunkingConfig, dimension: int
 ) -> tuple[list[Chunk], np.ndarray]:

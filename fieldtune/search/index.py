@@ -57,6 +57,7 @@ from fieldtune.search.options import (
     check_dim,
     check_k,
 )
+from fieldtune.search.query_models import query_encoder
 from fieldtune.search.retrieval import bm25_hits, dense_hits
 from fieldtune.search.snippet import make_snippet
 from fieldtune.search.state import (
@@ -371,7 +372,7 @@ class Index:
         """Serialise writers (threads and processes) and start from the newest generation."""
         with self._write_mutex, file_lock(self.root):
             manifest = IndexManifest.read(self.root)
-            if manifest.generation != self._state.manifest.generation:
+            if manifest != self._state.manifest:  # a new generation, or only a new query encoder (adapt)
                 self._swap(IndexState.load(self.root, manifest), manifest_stamp(self.root))
             yield self._state
 
@@ -383,12 +384,21 @@ class Index:
         )
 
     def _swap(self, state: IndexState, stamp: tuple[int, int, int] | None) -> None:
-        """Make ``state`` the one searches read (after the searches running now finish)."""
+        """Make ``state`` the one searches read (after the searches running now finish).
+
+        When the manifest points at another query encoder (``fieldtune adapt``), that
+        encoder is loaded first, outside the lock, and swapped in with the state, so
+        searches keep being answered by the old one until then.
+        """
+        encoder = self._encoder
+        if _query_pointer(state.manifest) != _query_pointer(self._state.manifest):
+            encoder = query_encoder(self.root, state.manifest) if encoder is not None else None
         with self._lock.write():
-            self._state, self._stamp = state, stamp
+            self._state, self._stamp, self._encoder = state, stamp, encoder
 
     def _refresh(self) -> None:
-        """Reload if another process (or Index object) published a new generation."""
+        """Reload if another process (or Index object) replaced ``index.json``: a new generation, or
+        a new query encoder pointer (``fieldtune adapt``, loaded by :meth:`_swap`)."""
         stamp = manifest_stamp(self.root)
         if stamp == self._stamp or stamp is None:
             return
@@ -415,7 +425,7 @@ class Index:
     def _get_encoder(self) -> Any:
         with self._encoder_lock:
             if self._encoder is None:
-                self._encoder = builder.query_encoder(self.manifest)
+                self._encoder = query_encoder(self.root, self.manifest)
             return self._encoder
 
     def _encode_queries(self, queries: list[str]) -> np.ndarray:
@@ -423,6 +433,10 @@ class Index:
         with self._encoder_lock:
             vectors = encoder.encode(queries, kind="query")
         return builder.fit_dimension(vectors, self._state.dimension)
+
+
+def _query_pointer(manifest: IndexManifest) -> str | None:
+    return None if manifest.query_model is None else manifest.query_model.path
 
 
 def _pairs(

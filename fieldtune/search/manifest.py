@@ -97,6 +97,33 @@ class IndexCounts:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+@dataclass(frozen=True)
+class QueryModelPointer:
+    """Which query encoder searches use instead of the index's model (``fieldtune adapt``).
+
+    ``path`` is a query-side model directory relative to the index root
+    (``query-models/000002``), or None for the index's own model; ``history``
+    holds the earlier pointers, most recent last, so ``adapt --rollback``
+    restores them one by one. ``document_fingerprint`` is the fingerprint of the
+    model the documents were encoded with, checked against ``path``'s model
+    when it loads: a query encoder from another document model would give
+    cosines against vectors it never saw.
+    """
+
+    path: str | None = None
+    history: tuple[str | None, ...] = ()
+    document_fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "history": list(self.history), "document_fingerprint": self.document_fingerprint}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QueryModelPointer:
+        history = tuple(None if item is None else str(item) for item in data.get("history") or ())
+        path = data.get("path")
+        return cls(None if path is None else str(path), history, str(data.get("document_fingerprint", "")))
+
+
 @dataclass(frozen=True, kw_only=True)
 class IndexManifest:
     """``index.json`` (see the module docstring); fields in the file's key order.
@@ -124,6 +151,8 @@ class IndexManifest:
     segments: tuple[SegmentEntry, ...] = ()
     bm25: bool = False
     counts: IndexCounts = IndexCounts()
+    #: Written only once ``fieldtune adapt`` has set it, so an index that never adapted keeps its 0.1 file.
+    query_model: QueryModelPointer | None = None
     #: Keys this version does not know, written back unchanged.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -153,6 +182,7 @@ class IndexManifest:
             "segments": [segment.to_dict() for segment in self.segments],
             "bm25": self.bm25,
             "counts": self.counts.to_dict(),
+            **({} if self.query_model is None else {"query_model": self.query_model.to_dict()}),
             **self.extra,
         }
 
@@ -180,6 +210,7 @@ class IndexManifest:
             segments=tuple(SegmentEntry(**segment) for segment in data["segments"]),
             bm25=bool(data.get("bm25")),
             counts=IndexCounts(**data.get("counts", {})),
+            query_model=QueryModelPointer.from_dict(data["query_model"]) if data.get("query_model") else None,
             extra={key: value for key, value in data.items() if key not in known},
         )
 
@@ -212,6 +243,11 @@ class IndexManifest:
     def write(self, root: Path) -> None:
         """Replace ``root/index.json`` atomically (readers see the old file or the new one)."""
         write_json(root / INDEX_MANIFEST, self.to_dict())
+
+    def query_model_dir(self, root: Path) -> Path | None:
+        """The query encoder searches use, if ``fieldtune adapt`` swapped one in (else the index's model)."""
+        pointer = self.query_model
+        return None if pointer is None or pointer.path is None else root / pointer.path
 
     def referenced(self) -> set[str]:
         """Paths (relative to the root) this generation needs: segments, generation, backend files."""

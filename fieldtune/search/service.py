@@ -50,6 +50,7 @@ from fieldtune.search.guards import (
 )
 from fieldtune.search.index import Index
 from fieldtune.search.options import MAX_K, SearchMode, SearchOptionError, UnknownDocumentError
+from fieldtune.search.query_log import QueryLog
 
 try:
     from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -94,6 +95,7 @@ class Service:
     index: Index
     api_key: str | None
     max_query_chars: int
+    query_log: QueryLog | None = None
 
     @property
     def key_bytes(self) -> bytes:
@@ -117,12 +119,14 @@ def create_app(
     api_key: str | None = None,
     max_query_chars: int = MAX_QUERY_CHARS,
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+    query_log: QueryLog | None = None,
 ) -> FastAPI:
     """The search app over ``index``; ``api_key`` (if set) guards all but health and the page.
 
     ``allowed_hosts`` are the ``Host`` names it answers for (``"*"``: any); the default
     suits a server bound to loopback, and ``fieldtune serve`` adds its ``--host`` and
-    ``--allow-host`` names (:func:`fieldtune.search.guards.allowed_hosts`).
+    ``--allow-host`` names (:func:`fieldtune.search.guards.allowed_hosts`). ``query_log``
+    (``serve --log-queries``) records every query searched (:mod:`fieldtune.search.query_log`).
     """
     if max_query_chars < 1:
         raise SearchOptionError(f"max_query_chars must be at least 1 (got {max_query_chars})")
@@ -133,7 +137,7 @@ def create_app(
         docs_url=None,  # served below, so that the page can pass ?api_key= on to the schema
         redoc_url=None,
     )
-    app.state.service = Service(index, api_key or None, max_query_chars)
+    app.state.service = Service(index, api_key or None, max_query_chars, query_log)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_error_handlers(app)
@@ -184,6 +188,8 @@ def search(
         raise ParameterError(
             "dim", f"dim must be one of: {', '.join(map(str, index.dims))} (got {dim})", index.dims
         )
+    if service.query_log is not None:
+        service.query_log.write(query, search_mode.value)
     start = time.perf_counter()
     results = index.search(query, k=k, mode=search_mode, dim=dim, documents=not chunks)
     took_ms = (time.perf_counter() - start) * 1000

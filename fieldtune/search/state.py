@@ -8,6 +8,8 @@ Layout of an index directory::
     generations/000003/     deleted_rows.npy, bm25/ and bm25_rows.npy of one state
     ann/000002.graph/       files of the dense backend, if it keeps any (the usearch HNSW
                             shards + graph.json above the size threshold; see backends/)
+    query-models/000001/    query encoders swapped in by `fieldtune adapt` (query_models.py);
+                            index.json's query_model names the one searches use
     .lock                   taken by writers (flock), so two processes never write at once
 
 An update (``add``/``delete``) writes everything it changes under new names,
