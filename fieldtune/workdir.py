@@ -171,10 +171,23 @@ class WorkDir:
             self.root.rmdir()
         self._claimed = False
 
-    def _drop_record(self, name: str) -> None:
+    def _drop_record(self, name: str) -> dict[str, Any] | None:
+        """Mark the stage as being rebuilt (no key, so never current; no outputs listed); return its old record."""
         manifest = self.manifest()
-        if manifest["stages"].pop(name, None) is not None:
+        previous = manifest["stages"].get(name)
+        if previous is not None:
+            manifest["stages"][name] = {"key": None, "outputs": {}, "running": True}
             write_json(self.manifest_path, manifest)
+        return previous
+
+    def _restore_record(self, name: str, record: dict[str, Any]) -> None:
+        manifest = self.manifest()
+        manifest["stages"][name] = record
+        write_json(self.manifest_path, manifest)
+
+    def _outputs_match(self, record: dict[str, Any], exclude: Collection[Path]) -> bool:
+        return all((self.root / rel).exists() and path_sha256(self.root / rel, exclude) == digest
+                   for rel, digest in record.get("outputs", {}).items())
 
     def _write_record(self, name: str, record: dict[str, Any]) -> None:
         manifest = self.manifest()
@@ -186,11 +199,7 @@ class WorkDir:
         record = self.manifest().get("stages", {}).get(name)
         if not record or record.get("key") != key:
             return False
-        for rel, digest in record.get("outputs", {}).items():
-            target = self.root / rel
-            if not target.exists() or path_sha256(target, exclude) != digest:
-                return False
-        return True
+        return self._outputs_match(record, exclude)
 
     def run_stage(
         self,
@@ -220,10 +229,13 @@ class WorkDir:
         self.claim()
         # The stage is about to rewrite its outputs: its old record goes first, so a run killed halfway
         # never leaves a record whose output hashes no longer match (the rerun simply redoes the stage).
-        self._drop_record(name)
+        previous = self._drop_record(name)
         try:
             stats = build() or {}
         except BaseException:
+            # A stage that failed before touching its outputs (bad input) leaves the manifest as it was.
+            if previous is not None and self._outputs_match(previous, skip):
+                self._restore_record(name, previous)
             self.release_if_unused()
             raise
         output_list = list(outputs)
