@@ -74,7 +74,8 @@ def test_killed_at_every_stage_boundary_then_resumed_gives_the_same_model(tmp_pa
         process.send_signal(signal.SIGKILL)
         process.wait()
         manifest = _check_manifest(out)
-        assert manifest["stages"].get(stage, {}).get("key"), f"stage {stage} never finished: {process.stderr.read().decode()[-2000:]}"
+        failure = process.stderr.read().decode()[-2000:]
+        assert manifest["stages"].get(stage, {}).get("key"), f"stage {stage} never finished: {failure}"
     final = subprocess.run([sys.executable, "-c", BUILD, str(corpus), str(out)], env=ENV, capture_output=True)
     assert final.returncode == 0, final.stderr.decode()[-2000:]
     _check_manifest(out)
