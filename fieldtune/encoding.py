@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fieldtune.encoders import EncoderBackend, backend_for, load_backend
-from fieldtune.hardware import supports_bf16
+from fieldtune.hardware import supports_bf16, threads_for_idle_cores, torch_threads
 from fieldtune.hashing import path_sha256, text_sha256, texts_sha256
 from fieldtune.model_record import ModelRecord
 from fieldtune.models import ModelRef, load_model, resolve_model
@@ -132,7 +132,10 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         method = self.model.encode_query if kind == "query" else self.model.encode_document
-        vectors = method(texts, batch_size=self.batch_size, show_progress=self.show_progress)
+        # Large batches only: sampling the machine's load costs half a second.
+        threads = threads_for_idle_cores() if len(texts) >= 256 else None
+        with torch_threads(threads):
+            vectors = method(texts, batch_size=self.batch_size, show_progress=self.show_progress)
         return normalize(np.asarray(vectors, dtype=np.float32))
 
     def document_encoder(self) -> Encoder:

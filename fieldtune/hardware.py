@@ -189,6 +189,28 @@ def threads_for_busy_cpu(sample_seconds: float = 0.5) -> int | None:
     return None
 
 
+def threads_for_idle_cores(sample_seconds: float = 0.5) -> int | None:
+    """As many torch threads as there are idle cores (at least one), or None when every core is idle.
+
+    Re-checked at each call (each stage, each corpus encode): oversubscribed OpenMP threads cost
+    about 4x on a 2-core machine with one other busy process (ENVIRONMENT.md).
+    """
+    try:
+        import psutil
+    except ImportError:
+        return None
+    cores = cpu_count()
+    own = psutil.Process()
+    own.cpu_percent(None)
+    total = psutil.cpu_percent(interval=sample_seconds) * cores
+    others = max(0.0, total - own.cpu_percent(None))
+    idle = max(1, cores - round(others / 100.0))
+    if idle < cores:
+        logger.info("other processes use %.0f%% of a core: encoding with %d thread(s)", others, idle)
+        return idle
+    return None
+
+
 def warn_if_cpu_busy(num_threads: int | None) -> None:
     """Warn when other processes already load the CPU: torch's threads then contend badly.
 
