@@ -30,7 +30,7 @@ ORDER: tuple[StageEntry, ...] = (
     StageEntry("queries", "queries", "... then read the user's queries or labelled pairs (--queries, --train-data)."),
     StageEntry("teacher", "teacher", "... then score each query's candidate chunks with the teacher."),
     # No `fieldtune adapt` stage command: that name is the search service's loop (adapt an index's query encoder).
-    StageEntry("adapt", "adapt", "... then adapt the query encoder to the teacher (documents keep the base's vectors)."),
+    StageEntry("adapt", "adapt", "... then adapt the query encoder to the teacher (documents keep base vectors)."),
     StageEntry("mine", "mine", "... then hard negatives with false-negative control.", command=True),
     StageEntry("train", "train", "... then fine-tune (MNRL inside MatryoshkaLoss) into training/model.", command=True),
     StageEntry("gate", "gate",
