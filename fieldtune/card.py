@@ -9,8 +9,9 @@ from typing import Any
 from fieldtune.concepts.graph import read_graph
 from fieldtune.evaluate.report import comparison_rows, dimension_rows, markdown_table, summary_rows
 from fieldtune.evaluate.result import EvaluationResult
+from fieldtune.gate import TEACHER_METRIC
 from fieldtune.model_record import GateRecord, ModelRecord
-from fieldtune.stages.artifacts import MODEL, MODEL_CARD
+from fieldtune.stages.artifacts import MODEL, MODEL_CARD, QUERY_DEV_SET
 from fieldtune.training.losses import LOSSES
 from fieldtune.types import EdgeType
 from fieldtune.workdir import WorkDir, atomic_write
@@ -50,7 +51,7 @@ GATE_EXPLAINED = {
                 "(the document route is the base, unchanged)."),
     "adapted-averaged": ("The adapted query encoder averaged with the base's did best there, so the query route "
                          "holds that average; documents keep the base's embeddings."),
-    "base": ("**Neither the trained weights nor their average with the base beat the base there, so this directory "
+    "base": ("**No trained candidate beat the base there, so this directory "
              "holds the base model's weights unchanged** (plus the rotation described below, if any). "
              "Training on this corpus did not help; the evaluation "
              "below compares the base with itself and with BM25."),
@@ -75,13 +76,32 @@ def _gate_section(gate: GateRecord | None) -> list[str]:
             "partly from this rotation, which any model could be given.", ""]
     else:
         lines_rotation = []
-    return [
-        *lines,
-        "Before installing a model the build scored three candidates on the dev split's derived task "
-        "(held-out dev concepts as queries; the test split is untouched): nDCG@10 "
-        + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()) + ". "
-        + GATE_EXPLAINED[gate.chosen], "", *lines_rotation,
-    ]
+    return [*lines, _gate_sentence(gate) + " " + GATE_EXPLAINED[gate.chosen], "", *lines_rotation]
+
+
+def _gate_sentence(gate: GateRecord) -> str:
+    """Which candidates were scored, on what, by which measure, under which rule."""
+    candidates = [name for name in gate.scores if name != "base"]
+    if gate.metric == TEACHER_METRIC:
+        where = ("on your queries held out from training, by how closely each ranks their candidates like the "
+                 "teacher (minus the listwise KL divergence from the teacher; higher is better)")
+    elif (gate.dev_queries_file or "").endswith(QUERY_DEV_SET.split("/")[-1]):
+        where = ("on your queries held out from training (judged by your labels, or else the teacher's top ten), "
+                 "nDCG@10")
+    else:
+        where = ("on the dev split's derived task (held-out dev concepts as queries; the test split is untouched), "
+                 "nDCG@10")
+    scores = ", ".join(f"{name} {value:.4f}" for name, value in gate.scores.items())
+    sentence = (f"Before installing a model the build scored {len(candidates)} candidates and the base {where}: "
+                f"{scores}.")
+    if gate.required_significance:
+        sentence += (" Without your own queries a candidate must beat the base with a paired-bootstrap 95% CI "
+                     "above zero.")
+    if gate.gains:
+        gains = (f"{name} {g['delta']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]"
+                 for name, g in gate.gains.items())
+        sentence += " Gains over the base [95% CI]: " + ", ".join(gains) + "."
+    return sentence
 
 
 def _loss_line(record: ModelRecord) -> str:

@@ -192,10 +192,12 @@ class GateRecord:
     gains: Mapping[str, Mapping[str, float]] | None = None
     #: whether a candidate had to beat the base significantly (CI above zero) to be installed
     required_significance: bool | None = None
+    #: what ``scores`` measure when not nDCG@10 (e.g. minus the divergence from the teacher)
+    metric: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     _KEYS = ("chosen", "scores", "config", "directory", "dev_queries_file", "reason", "rotation", "gains",
-             "required_significance")
+             "required_significance", "metric")
 
     @classmethod
     def not_run(cls, reason: str, chosen: str = "trained") -> GateRecord:
@@ -217,7 +219,7 @@ class GateRecord:
             data = {"chosen": self.chosen, "scores": dict(self.scores)}
         optional = {"config": self.config, "directory": self.directory, "dev_queries_file": self.dev_queries_file,
                     "reason": self.reason, "rotation": self.rotation, "gains": self.gains,
-                    "required_significance": self.required_significance}
+                    "required_significance": self.required_significance, "metric": self.metric}
         data.update({key: value for key, value in optional.items() if value is not None})
         data.update({k: v for k, v in self.extra.items() if k not in data})
         return data
@@ -235,6 +237,7 @@ class GateRecord:
             directory=data.get("directory"), dev_queries_file=data.get("dev_queries_file"), reason=data.get("reason"),
             rotation=data.get("rotation"), gains=data.get("gains"),
             required_significance=data.get("required_significance"),
+            metric=data.get("metric"),
             extra={k: v for k, v in data.items() if k not in cls._KEYS},
         )
 

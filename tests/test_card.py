@@ -51,7 +51,7 @@ def test_card_prints_the_loss_that_was_trained_and_the_build_facts(tmp_path: Pat
     assert "Loss: CachedMultipleNegativesRankingLoss inside MatryoshkaLoss" in card
     assert "early stopping on dev loss" in card
     assert "(12 documents, 40 chunks of at most" in card
-    assert "nDCG@10 trained 0.5000, averaged 0.5200, base 0.4900." in card
+    assert "nDCG@10: trained 0.5000, averaged 0.5200, base 0.4900." in card
     assert "| Hall algebra | 2 | 1 | The Hall algebra \\| of a category. |" in card
     assert "2 concepts and 2 edges (cooccurs: 1, generalizes: 1)" in card
     assert "Example edges: Hall algebra —generalizes→ Kostka number." in card

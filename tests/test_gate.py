@@ -59,3 +59,20 @@ def test_gain_over_reads_the_full_dimension_comparison() -> None:
     gain = gain_over(result, "minilm")
     assert gain is not None and gain.delta == pytest.approx(0.05)
     assert gain_over(result, "bm25") is None  # compared at 128 only, not at the model's full dimension
+
+
+def test_teacher_divergence_is_zero_when_the_model_ranks_like_the_teacher() -> None:
+    from fieldtune.gate import teacher_divergence
+    from fieldtune.types import ScoredQuery
+
+    vectors = {"a": np.array([1.0, 0.0]), "b": np.array([0.0, 1.0]), "c": np.array([0.6, 0.8])}
+    query = np.array([0.8, 0.6])
+    cosines = [0.8, 0.6, 0.96]
+    # teacher / 0.1 == cosine / 0.05  <=>  teacher == 2 * cosine: identical softmaxes.
+    same = ScoredQuery(query_id="q", text="q", candidate_ids=("a", "b", "c"),
+                       teacher_scores=tuple(2 * c for c in cosines))
+    assert teacher_divergence(query, same, vectors, 0.1, 0.05) == pytest.approx(0.0, abs=1e-12)
+    flipped = ScoredQuery(query_id="q", text="q", candidate_ids=("a", "b", "c"), teacher_scores=(0.0, 2.0, 0.0))
+    p = np.exp([0.0, 20.0, 0.0]) / np.exp([0.0, 20.0, 0.0]).sum()
+    q = np.exp(np.array(cosines) / 0.05) / np.exp(np.array(cosines) / 0.05).sum()
+    assert teacher_divergence(query, flipped, vectors, 0.1, 0.05) == pytest.approx(float(np.sum(p * np.log(p / q))))

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from fieldtune.config import BuildConfig
+from fieldtune.encoding import Encoder
 from fieldtune.errors import FieldtuneError
-from fieldtune.gate import average_with_base, run_gate
+from fieldtune.gate import average_with_base, run_gate, run_teacher_gate
 from fieldtune.model_record import GateRecord, ModelRecord
 from fieldtune.models import load_model
 from fieldtune.rotation import add_rotation
@@ -22,6 +23,7 @@ from fieldtune.stages.artifacts import (
     DERIVED_DEV,
     MODEL,
     QUERY_DEV_SET,
+    SCORED,
     TRAINED_MODEL,
     TRAINING,
 )
@@ -92,11 +94,31 @@ def _dev_data(ctx: StageContext) -> tuple[Path, bool]:
     return ctx.artifacts.path(DERIVED_DEV), False
 
 
+def _teacher_gate(ctx: StageContext, candidates: dict[str, Path]) -> GateRecord | None:
+    """On the user's unlabelled dev queries with query-side candidates only: score by agreement with the teacher."""
+    config = ctx.config
+    if not config.has_supervision() or any(name not in QUERY_SIDE_CANDIDATES for name in candidates):
+        return None
+    dev = ctx.artifacts.scored_queries("dev")
+    if not dev or any(item.positive_ids for item in dev):
+        return None  # labelled dev queries are judged by their labels (run_gate)
+    texts = ctx.artifacts.chunk_texts()
+    ids = list(texts)
+    vectors = Encoder(config.base, precision=config.encode_precision()).encode([texts[i] for i in ids], kind="document")
+    side = config.query_side_config()
+    return run_teacher_gate(candidates, config.base, dev, dict(zip(ids, vectors, strict=True)),
+                            teacher_temperature=side.teacher_temperature, student_temperature=side.student_temperature,
+                            precision=config.encode_precision(), seed=config.seed, require_significance=False)
+
+
 def run(ctx: StageContext) -> Mapping[str, Any]:
     config = ctx.config
     candidates = _candidates(ctx)
     dev, users_queries = _dev_data(ctx)
-    if not (dev / "queries.jsonl").is_file() or not any(read_jsonl(dev / "queries.jsonl")):
+    record = _teacher_gate(ctx, candidates)
+    if record is not None:
+        source = Path(record.directory) if record.chosen != "base" else _base_copy(ctx, next(iter(candidates.values())))
+    elif not (dev / "queries.jsonl").is_file() or not any(read_jsonl(dev / "queries.jsonl")):
         first = next(iter(candidates))
         logger.warning("no dev queries: the quality gate cannot run; installing the %s model", first)
         record = GateRecord.not_run("no dev queries", chosen=first)
@@ -128,7 +150,7 @@ def _params(config: BuildConfig) -> Mapping[str, Any]:
 
 STAGE = Stage(
     name="gate",
-    inputs=(TRAINED_MODEL, ADAPTED_MODEL, DERIVED_DEV, QUERY_DEV_SET, CHUNKS),
+    inputs=(TRAINED_MODEL, ADAPTED_MODEL, DERIVED_DEV, QUERY_DEV_SET, f"{SCORED}/dev.jsonl", CHUNKS),
     outputs=(MODEL,),
     scratch=(TRAINING, ADAPTED, f"{MODEL}.new", f"{MODEL}.old"),
     run=run,
