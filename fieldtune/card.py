@@ -13,6 +13,7 @@ from fieldtune.gate import TEACHER_METRIC
 from fieldtune.model_record import GateRecord, ModelRecord
 from fieldtune.stages.artifacts import MODEL, MODEL_CARD, QUERY_DEV_SET
 from fieldtune.training.losses import LOSSES
+from fieldtune.training.query_model import QUERY_SIDE_KEY
 from fieldtune.types import EdgeType
 from fieldtune.workdir import WorkDir, atomic_write
 
@@ -110,8 +111,56 @@ def _loss_line(record: ModelRecord) -> str:
     loss = "not recorded" if name is None else LOSSES[name].title if name in LOSSES else f"`{name}`"
     patience = record.config.get("early_stopping_patience")
     stopping = "early stopping on dev loss" if patience is None or patience > 0 else "no early stopping"
+    if _query_side(record):
+        return (f"Loss: `{name}` ({loss} form, over each query's teacher-scored candidates) at every Matryoshka "
+                f"dimension, on the query encoder only; {stopping}, best state kept.")
     return (f"Loss: {loss} inside MatryoshkaLoss (sentence-transformers), no-duplicates batches, "
             f"{stopping}, best checkpoint kept.")
+
+
+def _query_side(record: ModelRecord) -> bool:
+    return bool(record.extra.get(QUERY_SIDE_KEY))
+
+
+def _how_trained(record: ModelRecord, stats: dict[str, Any]) -> str:
+    if _query_side(record):
+        queries = stats.get("queries", {})
+        return (f"with its query encoder adapted to {queries.get('train', '?'):,} queries scored by a teacher "
+                "(documents keep the base model's embeddings)")
+    return "with pairs drawn from a concept graph of the corpus"
+
+
+def _query_data_section(stats: dict[str, Any]) -> list[str]:
+    queries, teacher = stats.get("queries", {}), stats.get("teacher", {})
+    train = teacher.get("train", {})
+    return [
+        "## Training data", "",
+        f"{queries.get('train', '?'):,} training queries and {queries.get('dev', '?'):,} held out for the quality gate "
+        f"({queries.get('report', '')}; {queries.get('labelled', 0):,} with judged documents, "
+        f"{queries.get('pseudo', 0):,} pseudo-queries from the corpus). For each query the teacher (search's hybrid "
+        "fusion of BM25 and the base model) scored the union of the top chunks by BM25 and by the base model: "
+        f"{train.get('mean_candidates', '?')} candidates per query on average. The query encoder learned to rank "
+        "them as the teacher does; the document encoder is the base model, unchanged.", "",
+    ]
+
+
+def _pair_data_section(stats: dict[str, Any], config: Any) -> list[str]:
+    pair_stats = stats.get("pairs", {})
+    counts = pair_stats.get("counts", {})
+    kinds = sorted({k for split in counts.values() for k in split})
+    return [
+        "## Training data", "",
+        *markdown_table(["Pair kind", *counts.keys()],
+                        [[k, *(f"{counts[s].get(k, 0):,}" for s in counts)] for k in kinds]), "",
+        f"Split by concept (dev {config.pairs.dev_fraction:.0%}, test {config.pairs.test_fraction:.0%} of concepts). "
+        f"Training anchors dropped to keep held-out concepts unseen: {json.dumps(pair_stats.get('dropped', {}))}. "
+        f"Leakage check: {'clean' if pair_stats.get('leakage', {}).get('clean') else 'see manifest'} "
+        f"({pair_stats.get('leakage', {}).get('train_anchors', '?')} training anchors vs "
+        f"{pair_stats.get('leakage', {}).get('held_out_anchors', '?')} held-out anchors).", "",
+        f"Hard negatives mined with the base model, refusing false negatives (same anchor's positives, same document, "
+        f"chunks naming the concept, scores within {config.mining.margin:.0%} of the positive): "
+        f"{json.dumps(stats.get('mine', {}).get('train', {}))}.", "",
+    ]
 
 
 def render_card(root: Path, *, corpus: str, config: Any) -> str:
@@ -138,7 +187,7 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
         f"Fine-tuned from `{base_model}` on `{corpus}` "
         f"({stats['ingest'].get('documents', '?'):,} documents, "
         f"{stats['chunk'].get('chunks', '?'):,} chunks of at most "
-        f"{config.chunking.max_tokens} tokens), with pairs drawn from a concept graph of the corpus. "
+        f"{config.chunking.max_tokens} tokens), {_how_trained(record, stats)}. "
         f"Matryoshka dimensions: {', '.join(map(str, dims))}.", "",
         "## Usage", "", "```python", "from sentence_transformers import SentenceTransformer",
         f'model = SentenceTransformer("{model_dir}")',
@@ -167,27 +216,16 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
         lines += ["Example edges: " + "; ".join(
             f"{by_id.get(e.source, e.source)} —{e.type.value}→ {by_id.get(e.target, e.target)}" for e in examples
         ) + ".", ""]
-    pair_stats = stats.get("pairs", {})
-    counts = pair_stats.get("counts", {})
-    kinds = sorted({k for split in counts.values() for k in split})
+    lines += _query_data_section(stats) if _query_side(record) else _pair_data_section(stats, config)
+    training_stage = "adapt" if _query_side(record) else "train"
     lines += [
-        "## Training data", "",
-        *markdown_table(["Pair kind", *counts.keys()],
-                        [[k, *(f"{counts[s].get(k, 0):,}" for s in counts)] for k in kinds]), "",
-        f"Split by concept (dev {config.pairs.dev_fraction:.0%}, test {config.pairs.test_fraction:.0%} of concepts). "
-        f"Training anchors dropped to keep held-out concepts unseen: {json.dumps(pair_stats.get('dropped', {}))}. "
-        f"Leakage check: {'clean' if pair_stats.get('leakage', {}).get('clean') else 'see manifest'} "
-        f"({pair_stats.get('leakage', {}).get('train_anchors', '?')} training anchors vs "
-        f"{pair_stats.get('leakage', {}).get('held_out_anchors', '?')} held-out anchors).", "",
-        f"Hard negatives mined with the base model, refusing false negatives (same anchor's positives, same document, "
-        f"chunks naming the concept, scores within {config.mining.margin:.0%} of the positive): "
-        f"{json.dumps(stats.get('mine', {}).get('train', {}))}.", "",
         "## Training configuration", "",
         *markdown_table(["Setting", "Value"],
-                        [[k, f"`{v}`"] for k, v in record.to_dict().items() if k not in ("prompts", "history")]), "",
+                        [[k, f"`{v}`"] for k, v in record.to_dict().items()
+                         if k not in ("prompts", "history") and v is not None]), "",
         _loss_line(record), "",
         "## Provenance", "",
-        f"Library versions: {json.dumps(manifest.get('train', {}).get('versions', {}))}. "
+        f"Library versions: {json.dumps(manifest.get(training_stage, {}).get('versions', {}))}. "
         "Inputs, parameters and content hashes of every stage are in the build's `manifest.json`.", "",
     ]
     return "\n".join(lines)
