@@ -130,7 +130,8 @@ def hybrid_per_query(index: Index, data: EvalSet, ids: list[str]) -> np.ndarray:
 def open_index(corpus: Path, index_dir: Path, model: str) -> Index:
     """The index of ``corpus`` with ``model`` in ``index_dir``, rebuilt when the model's files changed."""
     stamp = index_dir.with_name(index_dir.name + ".model-sha256")
-    digest = path_sha256(model) if Path(model).is_dir() else model
+    records = [Path(model) / name for name in ("README.md", "gate.json")]  # the card and gate rewrite these
+    digest = path_sha256(model, exclude=records) if Path(model).is_dir() else model
     if stamp.is_file() and stamp.read_text().strip() == digest:
         try:
             return Index.open(index_dir)
