@@ -19,9 +19,8 @@ import numpy as np
 from fieldtune.encoders import EncoderBackend, backend_for, load_backend
 from fieldtune.hardware import supports_bf16, threads_for_idle_cores, torch_threads
 from fieldtune.hashing import path_sha256, text_sha256, texts_sha256
-from fieldtune.model_record import ModelRecord
-from fieldtune.models import ModelRef, load_model, resolve_model
-from fieldtune.training.query_model import FINGERPRINT_KEY, QUERY_SIDE_KEY, document_fingerprint
+from fieldtune.models import resolve_model
+from fieldtune.training.query_model import shared_document_encoder
 from fieldtune.workdir import atomic_write
 
 logger = logging.getLogger("fieldtune.encoding")
@@ -65,19 +64,8 @@ def truncate(vectors: np.ndarray, dim: int) -> np.ndarray:
     return normalize(vectors[:, :dim])
 
 
-def query_side_base(ref: ModelRef) -> str | None:
-    """The base of a query-side model whose document route is still exactly the base's, else None."""
-    if ref.kind == "hub" or not ModelRecord.exists(ref.location):
-        return None
-    record = ModelRecord.read(ref.location)
-    expected = record.extra.get(FINGERPRINT_KEY)
-    if not record.extra.get(QUERY_SIDE_KEY) or not expected or not record.base_model:
-        return None
-    if document_fingerprint(load_model(record.base_model, device="cpu")) != expected:
-        logger.warning("%s: its record names base %s, whose document route has changed since; "
-                       "encoding documents with the model itself", ref.location, record.base_model)
-        return None
-    return record.base_model
+#: files beside a model's weights that do not change its embeddings (left out of the cache key)
+NON_WEIGHT_FILES = ("README.md", "gate.json")
 
 
 class Encoder:
@@ -123,7 +111,10 @@ class Encoder:
     def fingerprint(self) -> str:
         """Identifies the weights and settings, so cached embeddings are never stale."""
         if self._fingerprint is None:
-            weights = self.ref.location if self.ref.kind == "hub" else path_sha256(self.ref.location)
+            # Files a build writes beside the weights (the card, the gate's record) change no embedding.
+            location = Path(self.ref.location)
+            notes = [location / name for name in NON_WEIGHT_FILES]
+            weights = self.ref.location if self.ref.kind == "hub" else path_sha256(location, notes)
             settings = f"{weights}|{self.precision.value}|{self.model.max_seq_length}"
             self._fingerprint = text_sha256(settings)[:24]
         return self._fingerprint
@@ -147,7 +138,7 @@ class Encoder:
         """
         if self._documents is None:
             self._documents = self
-            base = query_side_base(self.ref)
+            base = None if self.ref.kind == "hub" else shared_document_encoder(self.ref.location)
             if base is not None:
                 self._documents = Encoder(base, precision=self.precision, batch_size=self.batch_size,
                                           use_cache=self.use_cache, show_progress=self.show_progress)

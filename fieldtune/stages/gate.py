@@ -127,9 +127,10 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
         record = run_gate(candidates, config.base, dev, config=config.gate, precision=config.encode_precision(),
                           seed=config.seed, require_significance=not users_queries)
         source = Path(record.directory) if record.chosen != "base" else _base_copy(ctx, next(iter(candidates.values())))
-    # The rotation is appended to both routes of a model: a query-adapted model keeps the base's document
-    # vectors (indexes built with the base stay valid), so only fully trained models are rotated.
-    if config.rotate and record.chosen not in QUERY_SIDE_CANDIDATES:
+    # The rotation is appended to both routes of a model: a query-side build keeps the base's document
+    # vectors (indexes built with the base stay valid), whichever candidate wins, so only a build that trains
+    # the full model alone rotates.
+    if config.rotate and record.chosen not in QUERY_SIDE_CANDIDATES and not config.adapts_query_side():
         final = ctx.output(FINAL)
         if final.exists():
             shutil.rmtree(final)
