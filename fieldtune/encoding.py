@@ -19,6 +19,7 @@ import numpy as np
 from fieldtune.encoders import EncoderBackend, backend_for, load_backend
 from fieldtune.hardware import supports_bf16, threads_for_idle_cores, torch_threads
 from fieldtune.hashing import path_sha256, text_sha256, texts_sha256
+from fieldtune.model_record import ModelRecord
 from fieldtune.models import resolve_model
 from fieldtune.training.query_model import shared_document_encoder
 from fieldtune.workdir import atomic_write
@@ -112,8 +113,10 @@ class Encoder:
         """Identifies the weights and settings, so cached embeddings are never stale."""
         if self._fingerprint is None:
             # Files a build writes beside the weights (the card, the gate's record) change no embedding.
+            # Only a build's own model leaves them out, so caches of base models keep their keys.
             location = Path(self.ref.location)
-            notes = [location / name for name in NON_WEIGHT_FILES]
+            built = ModelRecord.exists(location)
+            notes = [location / name for name in NON_WEIGHT_FILES] if built else []
             weights = self.ref.location if self.ref.kind == "hub" else path_sha256(location, notes)
             settings = f"{weights}|{self.precision.value}|{self.model.max_seq_length}"
             self._fingerprint = text_sha256(settings)[:24]
