@@ -20,7 +20,7 @@ from fieldtune.stages.base import Stage, StageContext
 
 
 def _params(config: BuildConfig) -> dict[str, Any]:
-    return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(config.query_side_config()).items()}
+    return config.query_side_config().to_dict()
 
 
 def run(ctx: StageContext) -> Mapping[str, Any]:

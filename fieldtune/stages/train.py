@@ -19,7 +19,7 @@ CONFIG_KEY = f"{TRAINING}/config-key"
 
 
 def _params(config: BuildConfig) -> dict[str, Any]:
-    return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(config.train_config()).items()}
+    return config.train_config().to_dict()
 
 
 def run(ctx: StageContext) -> Mapping[str, Any]:

@@ -76,6 +76,17 @@ def _check(condition: bool, message: str) -> None:
         raise TrainConfigError(message)
 
 
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as JSON-ready values (enums as strings, tuples as lists)."""
+    data = asdict(config)
+    for key, value in data.items():
+        if isinstance(value, Enum):
+            data[key] = value.value
+        elif isinstance(value, tuple):
+            data[key] = list(value)
+    return data
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """Everything that shapes a training run (keyword-only; validated on construction).
@@ -222,13 +233,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (enums as strings, tuples as lists)."""
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, Enum):
-                data[key] = value.value
-            elif isinstance(value, tuple):
-                data[key] = list(value)
-        return data
+        return config_to_dict(self)
 
     #: Options that may change between an interrupted run and its resumption.
     RESUMABLE_CHANGES = frozenset(

@@ -7,12 +7,11 @@ that the CLI can parse and check these options before a model is loaded.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any
 
 from fieldtune.models import DEFAULT_MODEL
-from fieldtune.training.config import TrainDevice, coerce_enum, coerce_loss
+from fieldtune.training.config import TrainDevice, coerce_enum, coerce_loss, config_to_dict
 from fieldtune.training.errors import TrainConfigError
 from fieldtune.training.losses import LOSSES
 
@@ -127,10 +126,4 @@ class QuerySideConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (enums as strings, tuples as lists)."""
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, Enum):
-                data[key] = value.value
-            elif isinstance(value, tuple):
-                data[key] = list(value)
-        return data
+        return config_to_dict(self)
