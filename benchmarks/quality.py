@@ -210,6 +210,7 @@ def main() -> None:
     write_json(args.out.with_suffix(".json"), payload)
     with atomic_write(args.out.with_suffix(".md")) as handle:
         handle.write(markdown(payload))
+    args.out.with_suffix(".partial.json").unlink(missing_ok=True)  # kept only while a run is in progress
     print(markdown(payload))
 
 
