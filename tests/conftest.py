@@ -98,3 +98,13 @@ def run_cli(
         code = int(exit_.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def build_tiny_index(tmp_path_factory: pytest.TempPathFactory, documents: list, name: str, **options):
+    """A small real index (minilm, 64-token chunks) built with its own embedding cache; returns the Index."""
+    from fieldtune.search import Index
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        root = tmp_path_factory.mktemp("indexes") / name
+        return Index.build(documents, root, model="minilm", max_tokens=64, overlap=8, progress=False, **options)

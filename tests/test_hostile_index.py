@@ -16,7 +16,7 @@ import pytest
 from fieldtune.search import Index
 from fieldtune.search.store import DamagedIndexError, MissingIndexFileError
 from fieldtune.types import Document
-from tests.conftest import run_cli
+from tests.conftest import build_tiny_index, run_cli
 
 DOCUMENTS = [
     Document(id="heat", title="Heat equation", text="The heat equation describes the diffusion of heat."),
@@ -38,22 +38,14 @@ DAMAGE = [
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        root = tmp_path_factory.mktemp("indexes") / "whole"
-        Index.build(DOCUMENTS, root, model="minilm", max_tokens=64, overlap=8, progress=False)
-        return root
+    return build_tiny_index(tmp_path_factory, DOCUMENTS, "whole").root
 
 
 @pytest.fixture(scope="module")
 def built_with_graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same documents above a tiny ANN threshold: the dense backend keeps a usearch graph on disk."""
     pytest.importorskip("usearch")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        root = tmp_path_factory.mktemp("indexes") / "graph"
-        Index.build(DOCUMENTS, root, model="minilm", max_tokens=64, overlap=8, progress=False, ann_threshold=2)
-        return root
+    return build_tiny_index(tmp_path_factory, DOCUMENTS, "graph", ann_threshold=2).root
 
 
 def damaged_copy(built: Path, tmp_path: Path, relative: str, how: str) -> tuple[Path, Path]:

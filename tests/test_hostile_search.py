@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fieldtune.search import Index
 from fieldtune.types import Document
-from tests.conftest import run_cli
+from tests.conftest import build_tiny_index, run_cli
 
 DOCUMENTS = [
     Document(id="heat", title="Heat equation", text="The heat equation describes the diffusion of heat."),
@@ -22,11 +21,7 @@ DOCUMENTS = [
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        root = tmp_path_factory.mktemp("indexes") / "hostile"
-        Index.build(DOCUMENTS, root, model="minilm", max_tokens=64, overlap=8, progress=False)
-        return root
+    return build_tiny_index(tmp_path_factory, DOCUMENTS, "hostile").root
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\t\n"])

@@ -24,7 +24,7 @@ from fieldtune.search import Index  # noqa: E402
 from fieldtune.search.guards import allowed_hosts, host_name  # noqa: E402
 from fieldtune.search.service import create_app, serve_in_background  # noqa: E402
 from fieldtune.types import Document  # noqa: E402
-from tests.conftest import run_cli  # noqa: E402
+from tests.conftest import build_tiny_index, run_cli  # noqa: E402
 
 KEY = "hostile-key"
 LOCAL = "http://127.0.0.1"
@@ -37,10 +37,7 @@ DOCUMENTS = [
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Index:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        root = tmp_path_factory.mktemp("indexes") / "hostile-service"
-        index = Index.build(DOCUMENTS, root, model="minilm", max_tokens=64, overlap=8, progress=False)
+    index = build_tiny_index(tmp_path_factory, DOCUMENTS, "hostile-service")
     index.search("warm up", k=1, mode="dense")
     return index
 
