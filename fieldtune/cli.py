@@ -132,7 +132,7 @@ def eval_command(
     )] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON.")] = None,
     report: Annotated[Path | None, typer.Option(
-        "--report", help="Write the tables as Markdown (.md) or HTML (.html).",
+        "--report", help="Write the tables as Markdown (.md), or an HTML page (.html) with plots and query lists.",
     )] = None,
     precision: Annotated[PrecisionChoice, typer.Option(
         help="Encoding precision; auto = bf16 where the CPU/GPU computes it natively, else fp32.",
@@ -144,11 +144,16 @@ def eval_command(
     """Score a model and baselines: nDCG@10, MRR@10, Recall@10/100, Hit@1/3/5, MAP, per dimension, with CIs."""
     from fieldtune.encoding import Precision
     from fieldtune.evaluate.harness import EvalOptions, run_evaluation
-    from fieldtune.evaluate.report import terminal_table, to_html, to_markdown
+    from fieldtune.evaluate.html_report import to_html
+    from fieldtune.evaluate.report import terminal_table, to_markdown
     from fieldtune.workdir import atomic_write
 
     if report is not None and report.suffix.lower() not in {".md", ".html", ".htm"}:
         raise typer.BadParameter("--report must end in .md or .html")
+    if report is not None and report.suffix.lower() != ".md":
+        from fieldtune.errors import require_extra
+
+        require_extra("matplotlib", "report")  # before the evaluation, not after its minutes
     options = EvalOptions(
         split=split,
         dims=_parse_dims(dims),

@@ -171,3 +171,51 @@ def test_errors_are_shown_and_the_key_is_sent(driver, keyed_url: str) -> None:
     concepts = [li.text for li in results[0].find_elements(By.CSS_SELECTOR, ".concepts li")]
     assert concepts == ["honey bees"]
     assert not driver.find_element(By.ID, "error").is_displayed()
+
+
+# -- the evaluation report (a file, no server) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``eval --report``'s page for minilm against BM25 on a set where they disagree."""
+    pytest.importorskip("matplotlib", reason="the report's plots need: pip install 'fieldtune[report]'")
+    from fieldtune.evaluate.harness import EvalOptions, run_evaluation
+    from fieldtune.evaluate.html_report import write_report
+    from tests.test_report import mixed_beir
+
+    root = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FIELDTUNE_CACHE", str(root / "cache"))
+        result = run_evaluation("minilm", mixed_beir(root / "mixed"), ["bm25"],
+                                EvalOptions(dims=[384, 128, 64], n_resamples=500))
+    return write_report(result, root / "report.html")
+
+
+def _pixels(png: bytes):
+    import io
+
+    import matplotlib.image
+
+    return matplotlib.image.imread(io.BytesIO(png), format="png")[..., :3]
+
+
+def test_report_opens_with_its_plots_visible(driver, report_file: Path) -> None:
+    from tests.test_report import MAX_BYTES
+
+    assert report_file.stat().st_size < MAX_BYTES
+    driver.set_window_size(1280, 1000)
+    driver.get(report_file.as_uri())
+    images = driver.find_elements(By.CSS_SELECTOR, "figure.plot img")
+    assert len(images) == 2
+    for image in images:
+        driver.execute_script("arguments[0].scrollIntoView()", image)
+        loaded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
+        box = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", image)
+        assert loaded and loaded > 100 and box[0] > 100 and box[1] > 100 and image.is_displayed()
+        shot = _pixels(image.screenshot_as_png)  # what is on screen where the plot is: lines, dots, text
+        assert shot.std() > 0.05 and (shot < 0.5).mean() > 0.005
+    page = _pixels(driver.get_screenshot_as_png())
+    assert page.std() > 0.05  # not a blank page
+    assert driver.find_element(By.TAG_NAME, "h1").text.startswith("Retrieval evaluation")
+    assert _console_errors(driver) == []

@@ -14,6 +14,7 @@ from fieldtune.errors import InputError
 from fieldtune.evaluate.beir import load_beir
 from fieldtune.evaluate.bootstrap import paired_bootstrap
 from fieldtune.evaluate.metrics import DEFAULT_METRICS, PRIMARY_METRIC, mean_scores, per_query_scores
+from fieldtune.evaluate.per_query import PerQueryScores
 from fieldtune.evaluate.result import Comparison, Counts, DatasetInfo, EvaluationResult, Settings, SystemResult
 from fieldtune.evaluate.systems import BM25System, DenseSystem, System
 from fieldtune.models import DEFAULT_MODEL, base_model_of, resolve_model
@@ -143,4 +144,7 @@ def run_evaluation(model: str, data_dir: str | Path, baselines: Sequence[str] = 
         ),
         notes=tuple(notes),
         seconds={"total": round(time.time() - started, 2), **timings},
+        per_query=PerQueryScores.from_arrays(
+            key, query_ids, [data.queries[qid] for qid in query_ids],
+            {name: {dim: scores[key] for dim, scores in by_dim.items()} for name, by_dim in per_query.items()}),
     )

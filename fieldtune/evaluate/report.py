@@ -1,8 +1,10 @@
-"""Markdown (and HTML) tables for an evaluation result, in the style of the reference model cards."""
+"""Markdown tables for an evaluation result, in the style of the reference model cards.
+
+The HTML report, with plots, is :mod:`fieldtune.evaluate.html_report`; it reuses
+:func:`sections` and :func:`preamble` so both say the same thing.
+"""
 
 from __future__ import annotations
-
-import html
 
 from fieldtune.evaluate.metrics import DEFAULT_METRICS, PRIMARY_METRIC
 from fieldtune.evaluate.result import EvaluationResult
@@ -80,15 +82,17 @@ def _summary_heading(result: EvaluationResult) -> str:
     return f"Results at dimension {system.full_dim} (the largest evaluated; the model has {system.dimension})"
 
 
-def _sections(result: EvaluationResult) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
-    sections = [(_summary_heading(result), summary_rows(result)),
-                ("nDCG@10 per Matryoshka dimension", dimension_rows(result))]
+def sections(result: EvaluationResult) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
+    """The report's tables in reading order: (heading, (header, rows))."""
+    parts = [(_summary_heading(result), summary_rows(result)),
+             ("nDCG@10 per Matryoshka dimension", dimension_rows(result))]
     if result.comparisons:
-        sections.append(("Paired bootstrap differences (* = 95% CI excludes zero)", comparison_rows(result)))
-    return sections
+        parts.append(("Paired bootstrap differences (* = 95% CI excludes zero)", comparison_rows(result)))
+    return parts
 
 
-def _preamble(result: EvaluationResult) -> str:
+def preamble(result: EvaluationResult) -> str:
+    """What was measured and how, in one paragraph: the set's sizes, the metric library, the bootstrap."""
     counts = result.counts
     settings = result.settings
     return (
@@ -103,27 +107,12 @@ def _preamble(result: EvaluationResult) -> str:
 def to_markdown(result: EvaluationResult, title: str | None = None) -> str:
     """The report as Markdown: a preamble saying what was measured, then the tables and any notes."""
     heading = title or f"Retrieval evaluation: {result.model} on {result.dataset.name}"
-    lines = [f"# {heading}", "", _preamble(result), ""]
-    for section, (header, rows) in _sections(result):
+    lines = [f"# {heading}", "", preamble(result), ""]
+    for section, (header, rows) in sections(result):
         lines += [f"## {section}", "", *markdown_table(header, rows), ""]
     for note in result.notes:
         lines.append(f"- Note: {note}")
     return "\n".join(lines).rstrip() + "\n"
-
-
-def to_html(result: EvaluationResult) -> str:
-    """The same report as a standalone HTML page."""
-    title = html.escape(f"Retrieval evaluation: {result.model} on {result.dataset.name}")
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{title}</title>",
-             "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}</style>",
-             f"<h1>{title}</h1><p>{html.escape(_preamble(result))}</p>"]
-    for heading, (header, rows) in _sections(result):
-        parts.append(f"<h2>{html.escape(heading)}</h2><table><tr>"
-                     + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows]
-        parts.append("</table>")
-    return "\n".join(parts) + "\n"
 
 
 def terminal_table(result: EvaluationResult) -> str:

@@ -11,6 +11,9 @@ order it was evaluated, the first being its full dimension (``"384"`` for a
 build's ``eval/<set>.json`` have always held, and :meth:`EvaluationResult.from_dict`
 reads any such file back; top-level keys this module does not know are kept in
 ``extra`` and written back, so a file from a newer fieldtune still loads.
+Results from :func:`~fieldtune.evaluate.harness.run_evaluation` also carry
+``per_query`` (:class:`~fieldtune.evaluate.per_query.PerQueryScores`: nDCG@10
+per query, for the HTML report); a file written before it was kept has None.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from typing import Any
 from fieldtune.errors import InputError
 from fieldtune.evaluate.bootstrap import PairedDifference
 from fieldtune.evaluate.metrics import Metric, parse_metric
+from fieldtune.evaluate.per_query import PerQueryScores
 from fieldtune.workdir import write_json
 
 #: Top-level keys of the JSON form, in the order they are written.
-_KEYS = ("dataset", "counts", "model", "systems", "comparisons", "settings", "notes", "seconds")
+_KEYS = ("dataset", "counts", "model", "systems", "comparisons", "settings", "notes", "seconds", "per_query")
 
 
 def _metric_key(metric: str | Metric) -> str:
@@ -160,6 +164,8 @@ class EvaluationResult:
     notes: tuple[str, ...] = ()
     #: wall time: ``total`` and one entry per system
     seconds: Mapping[str, float] = field(default_factory=dict)
+    #: the primary metric per query (the report's scatter); None for a file written before it was kept
+    per_query: PerQueryScores | None = None
     #: top-level keys of a file that this version does not know, written back unchanged
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -204,6 +210,7 @@ class EvaluationResult:
             "settings": self.settings.to_dict(),
             "notes": list(self.notes),
             "seconds": dict(self.seconds),
+            **({} if self.per_query is None else {"per_query": self.per_query.to_dict()}),
             **{key: value for key, value in self.extra.items() if key not in _KEYS},
         }
 
@@ -222,6 +229,7 @@ class EvaluationResult:
             settings=Settings.from_dict(data["settings"]),
             notes=tuple(data.get("notes", [])),
             seconds=dict(data.get("seconds", {})),
+            per_query=PerQueryScores.from_dict(data["per_query"]) if data.get("per_query") else None,
             extra={key: value for key, value in data.items() if key not in _KEYS},
         )
 

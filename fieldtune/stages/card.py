@@ -1,4 +1,4 @@
-"""Stage ``card``: the model card (model/README.md) from the build's records and evaluations."""
+"""Stage ``card``: the model card (model/README.md) and report.html from the build's records and evaluations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from fieldtune.card import write_card
-from fieldtune.stages.artifacts import EVAL, GRAPH, MODEL_CARD, MODEL_RECORDS
+from fieldtune.evaluate.html_report import REPORT_HTML, read_results, write_report
+from fieldtune.stages.artifacts import DERIVED, EVAL, GRAPH, MODEL_CARD, MODEL_RECORDS
 from fieldtune.stages.base import Stage, StageContext
 from fieldtune.stages.ingest import corpus_input
 
@@ -15,13 +16,14 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
     for name in (EVAL, GRAPH, *MODEL_RECORDS):
         ctx.artifacts.path(name)  # recorded reads: write_card reads these files itself
     write_card(ctx.workdir.root, corpus=str(ctx.corpus), config=ctx.config)
+    write_report(read_results(ctx.artifacts.path(EVAL), first=DERIVED), ctx.output(REPORT_HTML))
     return {}
 
 
 STAGE = Stage(
     name="card",
     inputs=(EVAL, GRAPH, *MODEL_RECORDS),
-    outputs=(MODEL_CARD,),
+    outputs=(MODEL_CARD, REPORT_HTML),
     run=run,
     params=lambda config: {},
     sources=lambda config, corpus: {"corpus": corpus_input(corpus)},
