@@ -50,8 +50,14 @@ class BM25Index:
         index.size = int(index._retriever.scores["num_docs"])
         return index
 
-    def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (indices, scores) per query; a query with no indexed word scores 0 everywhere."""
+    def search(
+        self, queries: list[str], k: int, *, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (indices, scores) per query; a query with no indexed word scores 0 everywhere.
+
+        ``mask`` (bool per indexed text) keeps the others out before the top ``k`` is taken:
+        they score 0 (metadata filters, :mod:`fieldtune.search.filters`).
+        """
         bm25s = _import_bm25s()
         k = min(k, self.size)
         tokens = bm25s.tokenize(queries, stopwords="en", stemmer=self._stemmer, show_progress=False, return_ids=False)
@@ -63,7 +69,8 @@ class BM25Index:
         rows = [i for i, words in enumerate(known) if words]
         if rows and k > 0:
             found, found_scores = self._retriever.retrieve(
-                [known[i] for i in rows], k=k, show_progress=False, n_threads=1
+                [known[i] for i in rows], k=k, show_progress=False, n_threads=1,
+                weight_mask=None if mask is None else np.asarray(mask, dtype=np.float32),
             )
             indices[rows] = np.asarray(found)
             scores[rows] = np.asarray(found_scores)

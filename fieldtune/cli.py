@@ -255,9 +255,14 @@ def search(
     fusion: Annotated[str | None, typer.Option(help="Hybrid fusion: rrf or score (default: the index's).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as a JSON list.")] = False,
     chunks: Annotated[bool, typer.Option("--chunks", help="Rank chunks instead of documents.")] = False,
+    filters: Annotated[list[str] | None, typer.Option(
+        "--filter", help="Only documents whose metadata passes FIELD OP VALUE (=, !=, <, <=, >, >=, in), "
+        "applied before ranking; repeat for several, e.g. --filter 'year>=2020' --filter 'category=math.CO'.",
+    )] = None,
 ) -> None:
     """Search an index: ranked documents (or chunks) with highlighted snippets."""
     from fieldtune.search import Index, SearchMode
+    from fieldtune.search.filters import parse_filters
     from fieldtune.search.options import check_k
     from fieldtune.search.render import to_json, to_text
 
@@ -268,7 +273,10 @@ def search(
         )
     check_k(k)
     SearchMode(mode)  # reject a bad mode before loading anything
-    results = Index.open(index).search(query, k=k, mode=mode, dim=dim, documents=not chunks, fusion=fusion)
+    parsed = parse_filters(filters)  # and a filter that does not parse
+    results = Index.open(index).search(
+        query, k=k, mode=mode, dim=dim, documents=not chunks, fusion=fusion, filters=parsed
+    )
     if json_output:
         typer.echo(to_json(results))
     else:

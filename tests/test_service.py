@@ -204,7 +204,7 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert {"/search", "/documents/{doc_id}", "/health"} <= set(schema["paths"])
     names = {p["name"] for p in schema["paths"]["/search"]["get"]["parameters"]}
-    assert names == {"q", "k", "mode", "dim", "chunks"}
+    assert names == {"q", "k", "mode", "dim", "chunks", "filter"}
     assert client.get("/docs").status_code == 200
 
 

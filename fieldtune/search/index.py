@@ -40,6 +40,14 @@ import numpy as np
 
 from fieldtune.search import builder
 from fieldtune.search.builder import DEFAULT_ANN_THRESHOLD
+from fieldtune.search.filters import (
+    Filter,
+    FilterInput,
+    MetadataColumns,
+    RowFilter,
+    check_fields,
+    parse_filters,
+)
 from fieldtune.search.fusion import (
     DEFAULT_FUSION,
     DENSE_WEIGHT,
@@ -120,6 +128,7 @@ class Index:
         self._write_mutex = threading.Lock()
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
+        self._metadata: tuple[IndexState, MetadataColumns] | None = None  # of the current generation
         #: Hybrid settings (public so an application or a benchmark can tune them).
         self.fusion: Fusion = DEFAULT_FUSION
         self.dense_weight: float = DENSE_WEIGHT
@@ -226,10 +235,17 @@ class Index:
         dim: int | None = None,
         documents: bool = True,
         fusion: Fusion | str | None = None,
+        filters: FilterInput = None,
     ) -> list[SearchResult]:
-        """The ``k`` best documents (or chunks) for ``query``; see the module docstring."""
+        """The ``k`` best documents (or chunks) for ``query``; see the module docstring.
+
+        ``filters`` (``["year>=2020", "category=math.CO"]``, or ``{"category": "math.CO"}``)
+        restrict the candidates to documents whose metadata passes them all, before
+        ranking (:mod:`fieldtune.search.filters`); a bad filter or a field no document
+        has raises :class:`~fieldtune.search.filters.FilterError`.
+        """
         return self.search_batch(
-            [query], k=k, mode=mode, dim=dim, documents=documents, fusion=fusion
+            [query], k=k, mode=mode, dim=dim, documents=documents, fusion=fusion, filters=filters
         )[0]
 
     def search_batch(
@@ -241,19 +257,25 @@ class Index:
         dim: int | None = None,
         documents: bool = True,
         fusion: Fusion | str | None = None,
+        filters: FilterInput = None,
     ) -> list[list[SearchResult]]:
         """:meth:`search` for many queries at once (queries are encoded in batches)."""
         k, mode = check_k(k), SearchMode(mode)
         fusion = self.fusion if fusion is None else Fusion(fusion)
         queries = self._check_queries(queries)
+        parsed = parse_filters(filters)
         self._refresh()
         dim = check_dim(dim, self.dims)
+        if parsed:  # a bad field fails before the model loads
+            with self._lock.read():
+                check_fields(parsed, self._columns(self._state).fields, where=f"the index at {self.root}")
         vectors = self._encode_queries(queries) if mode is not SearchMode.BM25 else None
         with self._lock.read():
             state = self._state
             if not state.doc_index or not queries:
                 return [[] for _ in queries]
-            hits = self._rank(state, queries, vectors, k, mode, dim, documents, fusion)
+            where = self._row_filter(state, parsed)
+            hits = self._rank(state, queries, vectors, k, mode, dim, documents, fusion, where)
             return [self._results(state, h.top(k), q) for h, q in zip(hits, queries, strict=True)]
 
     def _rank(
@@ -266,11 +288,12 @@ class Index:
         dim: int,
         documents: bool,
         fusion: Fusion,
+        where: RowFilter | None = None,
     ) -> list[Hits]:
         depth = max(self.candidates, 3 * k)
         while True:
-            dense = dense_hits(state, vectors, depth, dim, k) if vectors is not None else None
-            lexical = bm25_hits(state, queries, depth) if mode is not SearchMode.DENSE else None
+            dense = dense_hits(state, vectors, depth, dim, k, where) if vectors is not None else None
+            lexical = bm25_hits(state, queries, depth, where) if mode is not SearchMode.DENSE else None
             pairs = _pairs(dense, lexical, len(queries))
             ranked = [self._combine(state, mode, d, b, documents, fusion) for d, b in pairs]
             # Too few documents, although a system returned all the chunks asked for (long
@@ -409,6 +432,23 @@ class Index:
             new_state = load_current(self.root)
             self._swap(new_state, stamp)
             logger.info("reloaded %s at generation %s", self.root, new_state.manifest.generation)
+
+    def _columns(self, state: IndexState) -> MetadataColumns:
+        """The documents' metadata of ``state`` (read on the first filtered search of a generation)."""
+        cached = self._metadata
+        if cached is not None and cached[0] is state:
+            return cached[1]
+        records = (record.get("metadata") or {} for s in state.store.segments for record in s.documents)
+        columns = MetadataColumns(list(records))
+        self._metadata = (state, columns)
+        return columns
+
+    def _row_filter(self, state: IndexState, filters: tuple[Filter, ...]) -> RowFilter | None:
+        """The rows ``filters`` let through in ``state`` (computed when a backend asks), or None."""
+        if not filters:
+            return None
+        columns = self._columns(state)
+        return RowFilter(filters, lambda: columns.mask(filters)[state.row_docs] & ~state.deleted)
 
     @staticmethod
     def _check_queries(queries: Sequence[str]) -> list[str]:

@@ -2,7 +2,8 @@
 
 Routes (see ``/openapi.json``; ``/docs`` renders it):
 
-* ``GET /search?q=&k=&mode=&dim=&chunks=`` -> ``{query, mode, dim, k, took_ms, results}``;
+* ``GET /search?q=&k=&mode=&dim=&chunks=&filter=`` -> ``{query, mode, dim, k, took_ms, results}``
+  (``filter=year>=2020``, repeatable: metadata filters applied before ranking, 400 if bad);
 * ``GET /documents/{id}`` -> ``{id, title, text, metadata}`` (404 for an unknown id);
 * ``GET /health`` -> ``{status, auth_required, defaults, limits, index: Index.info()}``
   (with an API key and a request without it: ``{status, auth_required}`` only, so
@@ -180,6 +181,11 @@ def search(
         int | None, Query(description="Shortlist dimension (see /health: index.dims).")
     ] = None,
     chunks: Annotated[bool, Query(description="Rank chunks instead of documents.")] = False,
+    filter: Annotated[  # noqa: A002 - the public parameter's name
+        list[str] | None,
+        Query(description="Metadata filter FIELD OP VALUE (=, !=, <, <=, >, >=, in), applied before ranking; "
+              "repeat for several.", examples=["year>=2020"]),
+    ] = None,
 ) -> dict[str, Any]:
     index = service.index
     query = _check_query(service, q)
@@ -191,7 +197,7 @@ def search(
     if service.query_log is not None:
         service.query_log.write(query, search_mode.value)
     start = time.perf_counter()
-    results = index.search(query, k=k, mode=search_mode, dim=dim, documents=not chunks)
+    results = index.search(query, k=k, mode=search_mode, dim=dim, documents=not chunks, filters=filter)
     took_ms = (time.perf_counter() - start) * 1000
     return {
         "query": query,

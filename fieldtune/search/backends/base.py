@@ -44,6 +44,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from fieldtune.registry import Registry
+from fieldtune.search.filters import RowFilter
 from fieldtune.search.fusion import Hits
 from fieldtune.search.manifest import DenseSettings
 from fieldtune.search.store import VectorStore
@@ -111,8 +112,14 @@ class VectorBackend(Protocol):
         """The next generation's backend: rows from ``first_new_row`` on added, ``removed`` gone."""
         ...
 
-    def search(self, queries: np.ndarray, count: int, dim: int) -> list[Hits]:
-        """Up to ``count`` live rows per unit-norm query, best first; ``dim``: shortlist width."""
+    def search(
+        self, queries: np.ndarray, count: int, dim: int, *, where: RowFilter | None = None
+    ) -> list[Hits]:
+        """Up to ``count`` live rows per unit-norm query, best first; ``dim``: shortlist width.
+
+        ``where`` (metadata filters) restricts the rows *before* ranking: as long as
+        ``count`` rows pass, ``count`` rows come back.
+        """
         ...
 
     def save(self, root: Path, name: str) -> str | None:
@@ -121,6 +128,16 @@ class VectorBackend(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """Name, rows and settings for ``Index.info()`` (JSON-serialisable)."""
+        ...
+
+
+@runtime_checkable
+class TextSearch(Protocol):
+    """A backend that also ranks rows by their words (PostgreSQL full-text search): hybrid and
+    BM25-mode searches of its generations use it instead of the index's local BM25."""
+
+    def text_search(self, queries: list[str], count: int, *, where: RowFilter | None = None) -> list[Hits]:
+        """Up to ``count`` live rows per query that share a word with it, best first."""
         ...
 
 

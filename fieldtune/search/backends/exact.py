@@ -17,6 +17,7 @@ import numpy as np
 
 from fieldtune.encoding import truncate
 from fieldtune.search.backends.base import INDEX_BACKENDS, StoredVectors
+from fieldtune.search.filters import RowFilter
 from fieldtune.search.fusion import Hits
 from fieldtune.search.manifest import DenseSettings
 
@@ -46,15 +47,19 @@ class ExactBackend:
     ) -> ExactBackend:
         return ExactBackend(vectors)  # the new segment and tombstones are all it needs
 
-    def search(self, queries: np.ndarray, count: int, dim: int) -> list[Hits]:
-        """Top ``count`` live rows per query by exact cosine at ``dim`` (numpy over the memory map)."""
-        store, deleted = self.vectors.store, self.vectors.deleted
+    def search(
+        self, queries: np.ndarray, count: int, dim: int, *, where: RowFilter | None = None
+    ) -> list[Hits]:
+        """Top ``count`` live rows per query by exact cosine at ``dim`` (numpy over the memory map);
+        rows ``where`` excludes score minus infinity, so they never take a place."""
+        store = self.vectors.store
+        excluded = self.vectors.deleted if where is None else ~where.rows
         queries = truncate(queries, dim)
         count = min(count, store.rows)
         out = []
         for start in range(0, len(queries), QUERY_BLOCK):
             scores = store.scores(queries[start : start + QUERY_BLOCK], dim)
-            scores[:, deleted] = -np.inf
+            scores[:, excluded] = -np.inf
             for row in scores:
                 best = np.argpartition(-row, count - 1)[:count] if count < len(row) else np.arange(len(row))
                 best = best[np.isfinite(row[best])]

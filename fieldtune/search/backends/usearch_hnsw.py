@@ -20,12 +20,17 @@ from typing import Any
 
 import numpy as np
 
+from fieldtune.encoding import truncate
 from fieldtune.search.ann import AnnConfig, AnnIndex
 from fieldtune.search.backends.base import BACKEND_DIR, INDEX_BACKENDS, StoredVectors
+from fieldtune.search.filters import RowFilter
 from fieldtune.search.fusion import Hits
 from fieldtune.search.manifest import DenseSettings
 
 logger = logging.getLogger("fieldtune.search")
+
+#: Filtered searches passing at most this many rows score them exactly instead of walking the graph.
+EXACT_FILTERED_ROWS = 20_000
 
 
 class UsearchBackend:
@@ -80,18 +85,33 @@ class UsearchBackend:
         graph.add_batches(vectors.live_batches(first_new_row))
         return UsearchBackend(graph, vectors, self.settings, started=started)
 
-    def search(self, queries: np.ndarray, count: int, dim: int) -> list[Hits]:
+    def search(
+        self, queries: np.ndarray, count: int, dim: int, *, where: RowFilter | None = None
+    ) -> list[Hits]:
         """Up to ``count`` live rows per query from the full-dimension graph, in the graph's order.
 
         ``dim`` does not apply (there is no graph per dimension). Deleted rows
         still in the graph are dropped; while that leaves a query with too few
         rows, the graph is asked again for four times as many. Scores are 0.
+        With filters (``where``), up to :data:`EXACT_FILTERED_ROWS` passing rows
+        are scored exactly (a graph walk would mostly meet rows that fail);
+        above that, the graph is asked for enough rows that ``count`` pass.
         """
-        graph, deleted = self.graph, self.vectors.deleted
-        wanted = min(count, self.vectors.live_rows)
-        ask = min(len(graph), count + min(self.vectors.deleted_rows, count))
+        graph = self.graph
+        if where is None:
+            excluded, passing = self.vectors.deleted, self.vectors.live_rows
+        else:
+            excluded = ~where.rows
+            passing = int(where.rows.sum())
+            if passing <= EXACT_FILTERED_ROWS:
+                return _exact_subset(self.vectors, np.flatnonzero(where.rows), queries, count, dim)
+        wanted = min(count, passing)
+        if where is None:
+            ask = min(len(graph), count + min(self.vectors.deleted_rows, count))
+        else:  # as many as it takes for ``count`` to pass if passing rows are spread evenly
+            ask = min(len(graph), 2 * count * len(graph) // max(passing, 1))
         while True:
-            found = [keys[~deleted[keys]][:count] for keys in graph.search(queries, ask)]
+            found = [keys[~excluded[keys]][:count] for keys in graph.search(queries, ask)]
             if all(len(keys) >= wanted for keys in found) or ask >= len(graph):
                 break
             ask = min(len(graph), ask * 4)
@@ -115,6 +135,18 @@ class UsearchBackend:
             "expansion_search": self.graph.expansion_search,
             "file": self.file,
         }
+
+
+def _exact_subset(
+    vectors: StoredVectors, rows: np.ndarray, queries: np.ndarray, count: int, dim: int
+) -> list[Hits]:
+    """Top ``count`` of ``rows`` per query by exact cosine at ``dim``."""
+    out = []
+    for query in truncate(queries, dim):
+        scores = vectors.store.row_scores(rows, query, dim)
+        best = np.argsort(-scores, kind="stable")[:count]
+        out.append(Hits.ranked(rows[best], scores[best]))
+    return out
 
 
 INDEX_BACKENDS.register(UsearchBackend.name, UsearchBackend)
