@@ -10,6 +10,7 @@ from fieldtune.concepts.graph import read_graph
 from fieldtune.evaluate.report import comparison_rows, dimension_rows, markdown_table, summary_rows
 from fieldtune.evaluate.result import EvaluationResult
 from fieldtune.gate import TEACHER_METRIC
+from fieldtune.hub_metadata import card_data
 from fieldtune.model_record import GateRecord, ModelRecord
 from fieldtune.stages.artifacts import MODEL, MODEL_CARD, QUERY_DEV_SET
 from fieldtune.training.losses import LOSSES
@@ -19,6 +20,8 @@ from fieldtune.workdir import WorkDir, atomic_write
 
 #: where a build keeps its model and its evaluations, relative to the work directory
 EVAL_DIR = "eval"
+#: ends the usage line that loads the model, so a pushed card can name the Hub repository instead of a local path
+USAGE_MARK = "  # this model"
 
 DERIVED_EXPLAINED = (
     "**What the derived test set is, and is not.** It is made from the corpus alone: the concepts of a "
@@ -39,9 +42,25 @@ def _eval_section(name: str, result: EvaluationResult) -> list[str]:
              f"{counts.documents:,} documents, {counts.judged_queries:,} judged queries. "
              f"Paired bootstrap 95% CIs over queries ({result.settings.bootstrap_resamples:,} resamples); "
              "Δ is this model minus the other system; * marks a CI that excludes zero.", ""]
+    gain = _gain_sentence(result)
+    if gain:
+        lines += [gain, ""]
     for header, rows in (summary_rows(result), dimension_rows(result), comparison_rows(result)):
         lines += [*markdown_table(header, rows), ""]
     return lines
+
+
+def _gain_sentence(result: EvaluationResult) -> str | None:
+    """The gain over the first dense baseline at full dimension with its CI: the number a reader looks for first."""
+    full = result.system().full_dim
+    dense = [name for name in result.baselines if result.system(name).kind == "dense"]
+    for comp in result.comparisons:
+        if dense and comp.system == dense[0] and comp.model_dim == full and comp.system_dim == comp.model_dim:
+            d = comp.model_minus_system
+            verdict = "significant" if d.significant else "not significant: the CI includes zero"
+            return (f"**Gain over {comp.system}** ({comp.metric}, {full} dimensions): {d.delta:+.4f}, "
+                    f"95% CI [{d.ci_low:+.4f}, {d.ci_high:+.4f}] over {d.n_queries:,} queries ({verdict}).")
+    return None
 
 
 GATE_EXPLAINED = {
@@ -180,9 +199,10 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
     base_model = record.base_model or config.base
     dims = record.matryoshka_dims
 
+    metadata = card_data(model_name=root.name, base_model=base_model, evaluations=evaluations,
+                         matryoshka=len(dims) > 1, loss=record.loss)
     lines = [
-        "---", "library_name: sentence-transformers", "pipeline_tag: sentence-similarity",
-        f"base_model: {base_model}", "tags: [fieldtune, matryoshka, retrieval]", "---", "",
+        "---", metadata.to_yaml(), "---", "",
         f"# {root.name}: a retrieval model tuned by fieldtune", "",
         f"Fine-tuned from `{base_model}` on `{corpus}` "
         f"({stats['ingest'].get('documents', '?'):,} documents, "
@@ -190,7 +210,7 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
         f"{config.chunking.max_tokens} tokens), {_how_trained(record, stats)}. "
         f"Matryoshka dimensions: {', '.join(map(str, dims))}.", "",
         "## Usage", "", "```python", "from sentence_transformers import SentenceTransformer",
-        f'model = SentenceTransformer("{model_dir}")',
+        f'model = SentenceTransformer("{model_dir}"){USAGE_MARK}',
         'queries = model.encode_query(["your question"])        # applies the saved query prompt',
         'docs = model.encode_document(["a passage of the field"])  # applies the saved document prompt',
         f"small = model.encode_query(['...'], truncate_dim={dims[-1] if dims else 64})  # Matryoshka",

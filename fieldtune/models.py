@@ -55,6 +55,8 @@ class BundledModel:
     locate: Callable[[], Path]
     description: str
     dimension: int
+    #: the weights' id on the Hugging Face Hub, which a tuned model's card names as its base_model
+    hub_id: str | None = None
 
 
 def _minilm_path() -> Path:
@@ -68,6 +70,7 @@ _MINILM = BundledModel(
     locate=_minilm_path,
     description="sentence-transformers/all-MiniLM-L6-v2 (22M parameters, 384 dimensions)",
     dimension=384,
+    hub_id="sentence-transformers/all-MiniLM-L6-v2",
 )
 
 #: Models that work offline, by the name users type (``--model minilm``).
@@ -107,11 +110,16 @@ def _is_local_model_dir(path: Path) -> bool:
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
+    return host_reachable(HUB_HOST, 443, timeout=timeout)
+
+
+def host_reachable(host: str, port: int, *, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``host:port`` opens within about ``timeout`` seconds, DNS included."""
     result: list[bool] = []
 
     def probe() -> None:
         try:
-            with socket.create_connection((HUB_HOST, 443), timeout=timeout):
+            with socket.create_connection((host, port), timeout=timeout):
                 result.append(True)
         except OSError:
             result.append(False)

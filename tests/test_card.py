@@ -7,10 +7,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from fieldtune.card import GATE_EXPLAINED, render_card, write_card
 from fieldtune.chunking import ChunkingConfig
 from fieldtune.concepts.graph import ConceptGraph
 from fieldtune.evaluate.result import EvaluationResult
+from fieldtune.hub_metadata import hub_base_model, read_model_index
 from fieldtune.mining import MiningConfig
 from fieldtune.model_record import GateRecord, ModelRecord
 from fieldtune.pairs import PairConfig
@@ -84,3 +87,77 @@ def test_card_names_a_loss_this_version_does_not_know_by_its_recorded_name(tmp_p
 def test_the_card_explains_every_choice_the_gate_can_make() -> None:
     """A query-side build's gate installs 'adapted' or 'adapted-averaged'; the card crashed on them."""
     assert {"trained", "averaged", "base", *QUERY_SIDE_CANDIDATES} <= set(GATE_EXPLAINED)
+
+
+def _index_by_key(card_path: Path) -> dict[tuple[str, str, str], float]:
+    """The card's model-index as parsed by huggingface_hub (offline), keyed (set, dimension, metric)."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(card_path)
+    scores = read_model_index(card.data)
+    keyed = {(s.set_name, s.dim, s.metric): s.value for s in scores}
+    assert len(keyed) == len(scores), "a (set, dimension, metric) filed twice"
+    return keyed
+
+
+def _expected(evaluations: dict[str, EvaluationResult]) -> dict[tuple[str, str, str], float]:
+    """Every number of every model under test, read through EvaluationResult.score."""
+    return {(name, dim, metric): result.score(metric, dim)
+            for name, result in evaluations.items() for dim in result.system().dims
+            for metric in result.settings.metrics}
+
+
+def test_card_metadata_parses_and_its_model_index_round_trips_the_evaluations(tmp_path: Path) -> None:
+    from huggingface_hub import ModelCard
+
+    write_build(tmp_path, training_record(), None)
+    external = eval_json()
+    external["systems"]["run/model"]["results"]["384"]["ndcg@10"] = 0.123456789012345
+    EvaluationResult.from_dict(external).write(tmp_path / "eval" / "scifact.json")
+    path = write_card(tmp_path, corpus="corpus.jsonl", config=card_config())
+    evaluations = {p.stem: EvaluationResult.read(p) for p in (tmp_path / "eval").glob("*.json")}
+
+    assert _index_by_key(path) == _expected(evaluations)
+    data = ModelCard.load(path).data
+    assert data.library_name == "sentence-transformers" and data.pipeline_tag == "sentence-similarity"
+    assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2"  # the registered name's hub id
+    assert data.datasets == ["BeIR/scifact"]  # the derived set lives on this machine only
+    assert {"sentence-transformers", "matryoshka", "loss:cached_mnrl"} <= set(data.tags)
+    assert data.model_name == tmp_path.name
+    card = path.read_text(encoding="utf-8")
+    assert "**Gain over minilm** (ndcg@10, 384 dimensions): +0.0500, 95% CI [+0.0400, +0.0600]" in card
+    assert "## Quality gate" not in card and "## The concept graph" in card and "Leakage check: clean" in card
+
+
+def test_card_of_a_model_from_a_local_base_names_no_base_model(tmp_path: Path) -> None:
+    """A local directory is not a Hub id: base_model is left out rather than pointing nowhere."""
+    from huggingface_hub import ModelCard
+
+    record = training_record()
+    record["base_model"] = str(tmp_path)
+    write_build(tmp_path, record, None)
+    data = ModelCard.load(write_card(tmp_path, corpus="corpus.jsonl", config=card_config())).data
+    assert data.base_model is None
+    assert hub_base_model("someone/their-model") == "someone/their-model"
+
+
+@pytest.mark.slow
+def test_card_of_a_real_build_round_trips_to_eval_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The acceptance check of issue 12: the card's model-index says what `fieldtune eval --json` measures."""
+    import fieldtune
+
+    from .build_fixture import write_corpus
+    from .conftest import run_cli
+    from .test_build import TINY_TRAINING
+
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    result = fieldtune.build(corpus, out=tmp_path / "out", budget_minutes=5, train_overrides=dict(TINY_TRAINING))
+    code, _, err = run_cli(["eval", "--model", str(result.model_dir), "--data", str(tmp_path / "out" / "derived"),
+                            "--baseline", "base", "--baseline", "bm25", "--json", str(tmp_path / "eval.json")],
+                           capsys, monkeypatch)
+    assert code == 0, err
+    from_cli = EvaluationResult.read(tmp_path / "eval.json")
+    card_numbers = _index_by_key(result.model_dir / "README.md")
+    assert card_numbers == _expected({"derived": from_cli})
+    assert len(card_numbers) == len(from_cli.system().dims) * len(from_cli.settings.metrics) >= 8
