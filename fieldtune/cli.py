@@ -174,6 +174,19 @@ def eval_command(
         typer.echo(f"wrote {report}")
 
 
+@app.command("push")
+def push_command(
+    directory: Annotated[Path, typer.Argument(help="A build's --out directory (its model/ is pushed).")],
+    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub repository to create or update, e.g. you/name.")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repository private.")] = False,
+) -> None:
+    """Upload a build's model with its card to the Hugging Face Hub (token from $HF_TOKEN)."""
+    from fieldtune.hub import push_model
+
+    result = push_model(directory, repo_id, private=private)
+    typer.echo(f"pushed {result.files} files to {result.url}{' (private)' if result.private else ''}")
+
+
 @app.command("export")
 def export_command(
     model: Annotated[str, typer.Option(
