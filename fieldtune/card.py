@@ -204,7 +204,7 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
     lines = [
         "---", metadata.to_yaml(), "---", "",
         f"# {root.name}: a retrieval model tuned by fieldtune", "",
-        f"Fine-tuned from `{base_model}` on `{corpus}` "
+        f"Fine-tuned from `{base_model}` on `{Path(corpus).name}` "  # the name: a card may be published
         f"({stats['ingest'].get('documents', '?'):,} documents, "
         f"{stats['chunk'].get('chunks', '?'):,} chunks of at most "
         f"{config.chunking.max_tokens} tokens), {_how_trained(record, stats)}. "

@@ -142,8 +142,7 @@ def eval_command(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse cached corpus embeddings.")] = False,
 ) -> None:
     """Score a model and baselines: nDCG@10, MRR@10, Recall@10/100, Hit@1/3/5, MAP, per dimension, with CIs."""
-    from fieldtune.encoding import Precision
-    from fieldtune.evaluate.harness import EvalOptions, run_evaluation
+    from fieldtune.api import evaluate
     from fieldtune.evaluate.html_report import to_html
     from fieldtune.evaluate.report import terminal_table, to_markdown
     from fieldtune.workdir import atomic_write
@@ -154,15 +153,8 @@ def eval_command(
         from fieldtune.errors import require_extra
 
         require_extra("matplotlib", "report")  # before the evaluation, not after its minutes
-    options = EvalOptions(
-        split=split,
-        dims=_parse_dims(dims),
-        precision=Precision(precision.value),
-        seed=seed,
-        n_resamples=resamples,
-        use_cache=not no_cache,
-    )
-    result = run_evaluation(model, data, baseline or [], options)
+    result = evaluate(model, data, baselines=baseline or [], split=split, dims=_parse_dims(dims),
+                      precision=precision.value, seed=seed, resamples=resamples, use_cache=not no_cache)
     typer.echo(terminal_table(result))
     if json_path is not None:
         result.write(json_path)
