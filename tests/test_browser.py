@@ -204,6 +204,7 @@ def test_report_opens_with_its_plots_visible(driver, report_file: Path) -> None:
     from tests.test_report import MAX_BYTES
 
     assert report_file.stat().st_size < MAX_BYTES
+    driver.get_log("browser")  # drop what earlier tests left (the key test's 401s)
     driver.set_window_size(1280, 1000)
     driver.get(report_file.as_uri())
     images = driver.find_elements(By.CSS_SELECTOR, "figure.plot img")
@@ -218,4 +219,76 @@ def test_report_opens_with_its_plots_visible(driver, report_file: Path) -> None:
     page = _pixels(driver.get_screenshot_as_png())
     assert page.std() > 0.05  # not a blank page
     assert driver.find_element(By.TAG_NAME, "h1").text.startswith("Retrieval evaluation")
+    assert _console_errors(driver) == []
+
+
+# -- the concepts view ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def concept_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
+    """A real build's concept graph behind an index of its corpus, served; yields (URL, graph)."""
+    from tests.test_concepts_api import build_concept_index
+
+    index, graph, _ = build_concept_index(tmp_path_factory)
+    with serve_in_background(create_app(index)) as url:
+        yield url, graph
+
+
+def test_concepts_view_found_clicked_and_followed_to_a_search(driver, concept_site) -> None:
+    from fieldtune.search.concepts_view import MAX_CONCEPT_DOCUMENTS
+
+    url, graph = concept_site
+    driver.get_log("browser")  # drop what earlier tests left
+    by_name = {c.name: c for c in graph.concepts}
+    wait = _open(driver, url)
+    nav = driver.find_element(By.ID, "nav-concepts")
+    wait.until(lambda d: nav.is_displayed())
+
+    # A hit carries the concepts of its passage; one click opens a concept.
+    results = _search(driver, wait, "Kostka polynomial charge")
+    chips = results[0].find_elements(By.CSS_SELECTOR, ".chunk-concepts a")
+    assert "Kostka polynomial" in [c.text for c in chips]
+    next(c for c in chips if c.text == "Kostka polynomial").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "concept-view")))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "concept-name"), "Kostka polynomial"))
+    kostka = by_name["Kostka polynomial"]
+    assert driver.find_element(By.ID, "concept-description").text == kostka.description
+    documents = driver.find_elements(By.CSS_SELECTOR, "#concept-documents a")
+    assert len(documents) == min(len(kostka.doc_ids), MAX_CONCEPT_DOCUMENTS) and all(d.text for d in documents)
+    kinds = {e.type.value for e in graph.edges if kostka.id in (e.source, e.target)}
+    sections = driver.find_elements(By.CSS_SELECTOR, "#concept-neighbours section")
+    shown = {section.get_attribute("data-edge-type") for section in sections}
+    assert kinds and shown == kinds
+
+    # The concepts view: search a concept by name, open it, follow it to a search.
+    nav.click()
+    wait.until(ec.visibility_of_element_located((By.ID, "concepts-view")))
+    box = driver.find_element(By.ID, "concept-q")
+    box.send_keys("hall", Keys.ENTER)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "concept-status"), "in the graph"))
+    found = driver.find_elements(By.CSS_SELECTOR, "#concept-list a.concept-link")
+    assert found and all("hall" in f.text.lower() for f in found[:2])
+    next(f for f in found if f.text == "Hall algebra").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "concept-name"), "Hall algebra"))
+    assert driver.find_element(By.ID, "concept-description").text == by_name["Hall algebra"].description
+    follow = driver.find_element(By.ID, "concept-search")
+    assert follow.text == "Search for “Hall algebra”"
+    driver.execute_script("document.getElementById('status').textContent = ''")
+    follow.click()
+    wait.until(ec.visibility_of_element_located((By.ID, "results-view")))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "result"))
+    assert driver.find_element(By.ID, "q").get_attribute("value") == "Hall algebra"
+    titles = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#results a.title")]
+    assert titles and "Hall algebra" in titles[0]
+    assert not driver.find_element(By.ID, "concept-view").is_displayed()
+    assert _console_errors(driver) == []
+
+
+def test_no_concepts_link_without_a_graph(driver, base_url: str) -> None:
+    driver.get_log("browser")  # drop what earlier tests left
+    wait = _open(driver, base_url)
+    assert not driver.find_element(By.ID, "nav-concepts").is_displayed()
+    results = _search(driver, wait, "honey bees waggle dance")
+    assert not results[0].find_elements(By.CSS_SELECTOR, ".chunk-concepts")
     assert _console_errors(driver) == []

@@ -162,6 +162,7 @@ def test_result_fields_highlights_and_concepts(client: TestClient) -> None:
         "snippet",
         "highlights",
         "concepts",
+        "chunk_concepts",
     }
     assert top["doc_id"] == "bees" and top["concepts"] == ["honey bees"]
     words = {top["snippet"][s:e].lower() for s, e in top["highlights"]}

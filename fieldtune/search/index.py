@@ -40,6 +40,7 @@ import numpy as np
 
 from fieldtune.search import builder
 from fieldtune.search.builder import DEFAULT_ANN_THRESHOLD
+from fieldtune.search.concepts_view import CatalogCache, ConceptCatalog, ConceptRef
 from fieldtune.search.filters import (
     Filter,
     FilterInput,
@@ -90,7 +91,9 @@ class SearchResult:
     """One ranked hit: a document (best chunk as ``passage``), or a chunk if ``documents=False``.
 
     ``highlights`` are ``(start, end)`` character offsets of the query's words
-    in ``snippet``; ``concepts`` come from the document's ``concepts`` metadata.
+    in ``snippet``; ``concepts`` come from the document's ``concepts`` metadata, and
+    ``chunk_concepts`` are the concept graph's concepts named in the passage
+    (:mod:`fieldtune.search.concepts_view`; empty when the index has no graph).
     """
 
     doc_id: str
@@ -102,6 +105,7 @@ class SearchResult:
     snippet: str
     highlights: list[tuple[int, int]] = field(default_factory=list)
     concepts: list[str] = field(default_factory=list)
+    chunk_concepts: list[ConceptRef] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +118,7 @@ class SearchResult:
             "snippet": self.snippet,
             "highlights": [list(span) for span in self.highlights],
             "concepts": list(self.concepts),
+            "chunk_concepts": [concept.to_dict() for concept in self.chunk_concepts],
         }
 
 
@@ -129,6 +134,7 @@ class Index:
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
         self._metadata: tuple[IndexState, MetadataColumns] | None = None  # of the current generation
+        self._concepts = CatalogCache()
         #: Hybrid settings (public so an application or a benchmark can tune them).
         self.fusion: Fusion = DEFAULT_FUSION
         self.dense_weight: float = DENSE_WEIGHT
@@ -201,11 +207,19 @@ class Index:
     def fusions(self) -> list[str]:
         return [fusion.value for fusion in Fusion]
 
+    def concepts(self) -> ConceptCatalog | None:
+        """The concept graph behind this index, for people (:mod:`fieldtune.search.concepts_view`), or None.
+
+        An unreadable graph raises an error naming it (searches then carry no concepts, and say so in the log).
+        """
+        return self._concepts.get(self.root, self._state.manifest)
+
     def info(self) -> dict[str, Any]:
         """The manifest plus live counts and options (for a health endpoint)."""
         self._refresh()
         state = self._state
         backend = state.backend.describe()
+        catalog = self._concepts.get(self.root, state.manifest, strict=False)
         return {
             **state.manifest.to_dict(),
             "path": str(self.root),
@@ -222,6 +236,7 @@ class Index:
             "ann_expansion_search": backend.get("expansion_search"),
             "ann_shards": backend.get("shards"),
             "storage_bytes": state.store.nbytes(),
+            "concepts": None if catalog is None else {"count": len(catalog), "graph": str(catalog.source)},
         }
 
     # -- searching -----------------------------------------------------------------------------
@@ -327,6 +342,7 @@ class Index:
 
     def _results(self, state: IndexState, hits: Hits, query: str) -> list[SearchResult]:
         results = []
+        catalog = self._concepts.get(self.root, state.manifest, strict=False)
         pairs = zip(hits.rows.tolist(), hits.scores.tolist(), strict=True)
         for rank, (row, score) in enumerate(pairs, 1):
             chunk = state.chunk(row)
@@ -342,6 +358,7 @@ class Index:
                     snippet=snippet,
                     highlights=highlights,
                     concepts=list(chunk.get("concepts", [])),
+                    chunk_concepts=catalog.in_text(chunk["text"]) if catalog is not None else [],
                 )
             )
         return results

@@ -5,6 +5,8 @@ Routes (see ``/openapi.json``; ``/docs`` renders it):
 * ``GET /search?q=&k=&mode=&dim=&chunks=&filter=`` -> ``{query, mode, dim, k, took_ms, results}``
   (``filter=year>=2020``, repeatable: metadata filters applied before ranking, 400 if bad);
 * ``GET /documents/{id}`` -> ``{id, title, text, metadata}`` (404 for an unknown id);
+* ``GET /concepts?q=&k=`` and ``GET /concepts/{id}`` -> the concept graph behind the index
+  (:mod:`fieldtune.search.concepts_routes`; 404 when it has none);
 * ``GET /health`` -> ``{status, auth_required, defaults, limits, index: Index.info()}``
   (with an API key and a request without it: ``{status, auth_required}`` only, so
   the paths of the corpus, the model and the index stay behind the key);
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+from fieldtune.search.concepts_routes import router as concepts_router
 from fieldtune.search.guards import (
     LOOPBACK_HOSTS,
     ApiKeyMiddleware,
@@ -140,6 +143,7 @@ def create_app(
     )
     app.state.service = Service(index, api_key or None, max_query_chars, query_log)
     app.include_router(router)
+    app.include_router(concepts_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_error_handlers(app)
     # Starlette runs the middleware added last first: URL length, then Host, then the key.

@@ -2,6 +2,8 @@
 // Routes live in the URL hash so the browser's Back button works:
 //   #search?q=...&mode=...&dim=...&k=...   results
 //   #doc/<id>                              one document
+//   #concepts?q=...                        concepts of the graph matching q (the best ones without q)
+//   #concept/<id>                          one concept: description, neighbours by edge type, documents
 // Text from the server is only ever inserted with textContent / text nodes, never as HTML.
 "use strict";
 
@@ -17,6 +19,11 @@
     status: $("status"), error: $("error"), resultsView: $("results-view"), results: $("results"),
     docView: $("document-view"), back: $("back"), docTitle: $("doc-title"), docId: $("doc-id"),
     docConcepts: $("doc-concepts"), docText: $("doc-text"),
+    navConcepts: $("nav-concepts"), conceptsView: $("concepts-view"), conceptForm: $("concept-form"),
+    conceptQ: $("concept-q"), conceptStatus: $("concept-status"), conceptList: $("concept-list"),
+    conceptView: $("concept-view"), conceptName: $("concept-name"), conceptAliases: $("concept-aliases"),
+    conceptDescription: $("concept-description"), conceptSearch: $("concept-search"),
+    conceptNeighbours: $("concept-neighbours"), conceptDocuments: $("concept-documents"),
   };
   let lastSearchHash = "";
   let requestSeq = 0;
@@ -87,6 +94,24 @@
     return list;
   }
 
+  function conceptLink(concept) {
+    const link = el("a", "concept-link", String(concept.name));
+    link.href = "#concept/" + encodeURIComponent(concept.id);
+    return link;
+  }
+
+  // The concept graph's concepts named in a hit's passage, each a link to the concept view.
+  function chunkConceptList(concepts) {
+    const list = el("ul", "chunk-concepts");
+    list.setAttribute("aria-label", "Concepts in this passage");
+    for (const concept of concepts) {
+      const item = el("li");
+      item.append(conceptLink(concept));
+      list.append(item);
+    }
+    return list;
+  }
+
   function renderResults(data) {
     els.results.replaceChildren();
     for (const result of data.results) {
@@ -102,6 +127,7 @@
       snippet.append(highlighted(result.snippet, result.highlights));
       item.append(snippet);
       if (result.concepts && result.concepts.length) item.append(conceptList(result.concepts));
+      if (result.chunk_concepts && result.chunk_concepts.length) item.append(chunkConceptList(result.chunk_concepts));
       els.results.append(item);
     }
     const n = data.results.length;
@@ -114,6 +140,8 @@
   function show(view) {
     els.resultsView.hidden = view !== "results";
     els.docView.hidden = view !== "document";
+    els.conceptsView.hidden = view !== "concepts";
+    els.conceptView.hidden = view !== "concept";
   }
 
   async function runSearch(params) {
@@ -164,9 +192,114 @@
     }
   }
 
+  function searchHash(q) {
+    const params = new URLSearchParams({ q, mode: els.mode.value, k: els.k.value });
+    if (els.dim.value) params.set("dim", els.dim.value);
+    return "#search?" + params.toString();
+  }
+
+  async function showConcepts(params) {
+    const q = params.get("q") || "";
+    const seq = ++requestSeq;
+    show("concepts");
+    els.status.textContent = ""; // the search's status line belongs to the results
+    els.conceptQ.value = q;
+    els.conceptList.replaceChildren();
+    els.conceptStatus.textContent = "Looking…";
+    showError("");
+    try {
+      const data = await api("concepts?" + new URLSearchParams({ q, k: "50" }).toString());
+      if (seq !== requestSeq) return;
+      for (const concept of data.concepts) {
+        const item = el("li", "concept");
+        const heading = el("h3");
+        heading.append(conceptLink(concept));
+        heading.append(el("span", "score", concept.documents + (concept.documents === 1 ? " document" : " documents")));
+        item.append(heading);
+        if (concept.description) item.append(el("p", "snippet", concept.description));
+        els.conceptList.append(item);
+      }
+      const n = data.concepts.length;
+      els.conceptStatus.textContent = (n === 0 ? "No concept matches." : n + (n === 1 ? " concept" : " concepts"))
+        + " (" + data.total + " in the graph)";
+    } catch (err) {
+      if (seq !== requestSeq) return;
+      els.conceptStatus.textContent = "";
+      showError(err.message);
+    }
+  }
+
+  function neighbourGroup(type, neighbours) {
+    const group = el("section", "neighbours");
+    group.dataset.edgeType = type;
+    group.append(el("h3", "", type + " (" + neighbours.length + ")"));
+    const list = el("ul", "chunk-concepts");
+    for (const neighbour of neighbours) {
+      const item = el("li");
+      item.append(conceptLink(neighbour));
+      if (neighbour.evidence) item.title = neighbour.evidence;
+      if (type === "generalizes" || type === "extends") {
+        item.append(el("span", "muted", neighbour.direction === "out" ? " (this " + type + " it)" : " (it " + type + " this)"));
+      }
+      list.append(item);
+    }
+    group.append(list);
+    return group;
+  }
+
+  async function showConcept(id) {
+    const seq = ++requestSeq;
+    show("concept");
+    els.status.textContent = "";
+    els.conceptName.textContent = "Loading…";
+    for (const node of [els.conceptAliases, els.conceptDescription]) node.textContent = "";
+    els.conceptNeighbours.replaceChildren();
+    els.conceptDocuments.replaceChildren();
+    showError("");
+    try {
+      const concept = await api("concepts/" + encodeURIComponent(id));
+      if (seq !== requestSeq) return;
+      els.conceptName.textContent = concept.name;
+      els.conceptAliases.textContent = concept.aliases.length ? "Also: " + concept.aliases.join(", ") : "";
+      els.conceptDescription.textContent = concept.description;
+      els.conceptSearch.textContent = "Search for “" + concept.name + "”";
+      els.conceptSearch.href = searchHash(concept.name);
+      for (const type of concept.edge_types) {
+        const neighbours = concept.neighbours[type] || [];
+        if (neighbours.length) els.conceptNeighbours.append(neighbourGroup(type, neighbours));
+      }
+      if (!els.conceptNeighbours.children.length) els.conceptNeighbours.append(el("p", "muted", "No neighbours."));
+      for (const doc of concept.document_list) {
+        const item = el("li");
+        if (doc.in_index) {
+          const link = el("a", "", doc.title || doc.id);
+          link.href = "#doc/" + encodeURIComponent(doc.id);
+          item.append(link);
+        } else {
+          item.append(el("span", "muted", doc.id + " (not in this index)"));
+        }
+        els.conceptDocuments.append(item);
+      }
+      if (concept.documents > concept.document_list.length) {
+        els.conceptDocuments.append(el("li", "muted", "… and " + (concept.documents - concept.document_list.length) + " more"));
+      }
+      els.conceptName.focus();
+    } catch (err) {
+      if (seq !== requestSeq) return;
+      els.conceptName.textContent = "Concept not available";
+      showError(err.message);
+    }
+  }
+
   function route() {
     const hash = location.hash.slice(1);
-    if (hash.startsWith("doc/")) {
+    if (hash.startsWith("concept/")) {
+      let id;
+      try { id = decodeURIComponent(hash.slice(8)); } catch (err) { id = hash.slice(8); }
+      showConcept(id);
+    } else if (hash === "concepts" || hash.startsWith("concepts?")) {
+      showConcepts(new URLSearchParams(hash.slice(9)));
+    } else if (hash.startsWith("doc/")) {
       let id;
       try { id = decodeURIComponent(hash.slice(4)); } catch (err) { id = hash.slice(4); }
       showDocument(id);
@@ -186,9 +319,7 @@
       els.q.focus();
       return;
     }
-    const params = new URLSearchParams({ q, mode: els.mode.value, k: els.k.value });
-    if (els.dim.value) params.set("dim", els.dim.value);
-    const hash = "#search?" + params.toString();
+    const hash = searchHash(q);
     if (location.hash === hash) route(); // same search again: run it anyway
     else location.hash = hash;
   }
@@ -197,6 +328,12 @@
     els.key.value = sessionStorage.getItem(KEY_STORAGE) || "";
     els.key.addEventListener("change", () => sessionStorage.setItem(KEY_STORAGE, els.key.value.trim()));
     els.form.addEventListener("submit", submit);
+    els.conceptForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const hash = "#concepts?" + new URLSearchParams({ q: els.conceptQ.value.trim() }).toString();
+      if (location.hash === hash) route();
+      else location.hash = hash;
+    });
     els.back.addEventListener("click", (event) => {
       if (lastSearchHash && history.length > 1) {
         event.preventDefault();
@@ -228,6 +365,7 @@
     els.dim.replaceChildren(...(index.dims || []).map(
       (d, i) => option(d, i === 0 ? d + " (full)" : String(d), i === 0)));
     els.k.value = String(defaults.k || 10);
+    els.navConcepts.hidden = !(index.concepts && index.concepts.count);
     const counts = index.counts || {};
     const model = index.model && index.model.spec ? index.model.spec : "";
     els.info.textContent = [counts.documents + " documents", model, index.dimension + " dimensions"]
