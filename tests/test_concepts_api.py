@@ -171,3 +171,17 @@ def test_a_damaged_graph_is_named_by_the_api_and_searches_go_on(tmp_path_factory
         assert str(bad) in answer.json()["message"]
         hits = httpx.get(f"{base}/search", params={"q": "honey bees", "k": 1, "mode": "bm25"})
         assert hits.status_code == 200 and hits.json()["results"][0]["chunk_concepts"] == []
+
+
+def test_the_command_line_shows_a_hits_graph_concepts(concept_index, capsys, monkeypatch) -> None:
+    from tests.conftest import run_cli
+
+    index, _, _ = concept_index
+    code, out, _ = run_cli(["search", "Kostka polynomial", "--index", str(index.root), "--k", "1", "--mode", "bm25"],
+                           capsys, monkeypatch)
+    assert code == 0
+    line = next(line for line in out.splitlines() if "graph concepts:" in line)
+    shown = line.split("graph concepts:", 1)[1].strip().split(", ")
+    assert "Kostka polynomial" in shown
+    top = index.search("Kostka polynomial", k=1, mode="bm25")[0]
+    assert shown == [c.name for c in top.chunk_concepts]

@@ -35,4 +35,6 @@ def to_text(results: Sequence[SearchResult], *, color: bool, chunks: bool = Fals
         lines += [head, f"     {snippet}"]
         if result.concepts:
             lines.append(f"     concepts: {', '.join(result.concepts)}")
+        if result.chunk_concepts:  # from the concept graph behind the index
+            lines.append(f"     graph concepts: {', '.join(c.name for c in result.chunk_concepts)}")
     return "\n".join(lines)
