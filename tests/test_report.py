@@ -185,3 +185,17 @@ def test_card_stage_writes_the_build_report(tmp_path: Path, evaluated: tuple[Pat
     assert page.index("<h2>derived: ") < page.index("<h2>mixed: ")  # the derived set first
     assert len(_images(page)) == 3  # derived: dimension only (no per-query data); mixed: both
     assert (root / "model" / "README.md").exists()
+
+
+def test_card_figures_are_files_beside_the_card_linked_relatively(tmp_path: Path,
+                                                                   evaluated: tuple[Path, Path, str]) -> None:
+    from fieldtune.evaluate.plots import CARD_FIGURES, card_figures
+
+    model_dir = tmp_path / "model"
+    results = {"derived": EvaluationResult.from_dict(eval_json()), "mixed": EvaluationResult.read(evaluated[1])}
+    markdown = card_figures(results, model_dir)
+    links = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", markdown)
+    assert links == [f"{CARD_FIGURES}/derived-ndcg-by-dimension.png", f"{CARD_FIGURES}/mixed-ndcg-by-dimension.png",
+                     f"{CARD_FIGURES}/mixed-per-query-gain.png"]
+    for link in links:
+        assert (model_dir / link).read_bytes().startswith(PNG_SIGNATURE)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fieldtune.errors import require_extra
+from fieldtune.errors import MissingExtraError, require_extra
 from fieldtune.evaluate.metrics import PRIMARY_METRIC
 from fieldtune.evaluate.result import Comparison, EvaluationResult
 from fieldtune.workdir import atomic_write
@@ -28,6 +28,8 @@ DPI = 110
 #: Most baselines drawn side by side in the gain figure (the rest are in the tables).
 MAX_GAIN_PANELS = 3
 LABEL = "nDCG@10"
+#: Folder of the model directory that holds the card's figures.
+CARD_FIGURES = "figures"
 
 
 @dataclass(frozen=True)
@@ -153,3 +155,17 @@ def plots_markdown(files: list[tuple[Path, str]], relative_to: str | Path) -> st
     for path, caption in files:
         lines += [f"![{caption}]({path.relative_to(base).as_posix()})", "", f"*{caption}*", ""]
     return "\n".join(lines)
+
+
+def card_figures(results: Mapping[str, EvaluationResult], model_dir: str | Path) -> str:
+    """Write the figures into ``model_dir/figures/`` and return the Markdown that shows them in the card there.
+
+    For ``fieldtune/card.py``: the card lives in ``model_dir/README.md`` and a push uploads
+    ``model_dir`` whole, so the Hub finds the images by these relative links. Without the
+    ``report`` extra it writes nothing and returns a line that says how to get the figures.
+    """
+    try:
+        files = write_plot_files(results, Path(model_dir) / CARD_FIGURES)
+    except MissingExtraError as error:
+        return f"*No figures: {error}*\n"
+    return plots_markdown(files, model_dir)
