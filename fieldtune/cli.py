@@ -233,17 +233,27 @@ def index_command(
     precision: Annotated[PrecisionChoice, typer.Option(
         help="Encoding precision; auto = bf16 where the CPU/GPU computes it natively, else fp32.",
     )] = PrecisionChoice.auto,
+    store: Annotated[str, typer.Option(
+        help="Where vectors are searched: local (the index directory) or pgvector (PostgreSQL, needs --dsn).",
+    )] = "local",
+    dsn: Annotated[str | None, typer.Option(
+        "--dsn", help="PostgreSQL connection string for --store pgvector (default: $FIELDTUNE_PG_DSN). Its "
+        "password is never recorded: searches take it from PGPASSWORD, ~/.pgpass or $FIELDTUNE_PG_DSN.",
+    )] = None,
 ) -> None:
     """Build a search index: chunk, encode once, store int8 vectors, BM25, and an HNSW graph if large."""
     from fieldtune.search import Index
 
     index = Index.build(
         corpus, out, model=model, max_tokens=max_tokens, overlap=overlap, storage=storage,
-        ann_threshold=ann_threshold, dim=dim, precision=precision.value, progress=True,
+        ann_threshold=ann_threshold, dim=dim, precision=precision.value, progress=True, store=store, dsn=dsn,
     )
     info = index.info()
     counts = info["counts"]
+    backend = info["backend"]
     ann = "HNSW graph" if info["ann_in_use"] else "exact search"
+    if backend["name"] == "pgvector":
+        ann = f"pgvector table {backend['table']}"
     typer.echo(
         f"indexed {counts['documents']} documents as {counts['chunks']} chunks in {out} "
         f"({info['storage']} storage, {info['dimension']} dimensions, {ann})"

@@ -71,14 +71,14 @@ def true_top(stored: StoredVectors, queries: np.ndarray, k: int) -> list[list[in
     return [np.argsort(-row, kind="stable")[:k].tolist() for row in scores]
 
 
-def test_registry_lists_both_backends_and_rejects_duplicates_and_typos() -> None:
-    assert list(INDEX_BACKENDS) == ["exact", "usearch"]
+def test_registry_lists_the_backends_and_rejects_duplicates_and_typos() -> None:
+    assert list(INDEX_BACKENDS) == ["exact", "pgvector", "usearch"]
     for name, backend in INDEX_BACKENDS.items():
         assert backend.name == name
         assert isinstance(backend.exact, bool)
     with pytest.raises(ValueError, match="already registered"):
         INDEX_BACKENDS.register("exact", INDEX_BACKENDS["exact"])
-    with pytest.raises(UnknownNameError, match="did you mean 'usearch'.*known: exact, usearch"):
+    with pytest.raises(UnknownNameError, match="did you mean 'usearch'.*known: exact, pgvector, usearch"):
         INDEX_BACKENDS["usearh"]
 
 
@@ -92,8 +92,8 @@ def test_choice_follows_the_threshold_the_saved_files_or_the_backend_named(
     assert choose(named, 10**6) == "exact" and stored_backend(named) == "exact"
     assert named.to_dict()["backend"] == "exact" and "backend" not in SETTINGS.to_dict()
     assert DenseSettings.from_dict(named.to_dict()) == named
-    elsewhere = DenseSettings(100, {}, "vectors_000001", backend="pgvector")
-    with pytest.raises(UnknownNameError, match="'pgvector'.*known: exact, usearch"):
+    elsewhere = DenseSettings(100, {}, "vectors_000001", backend="faiss")
+    with pytest.raises(UnknownNameError, match="'faiss'.*known: exact, pgvector, usearch"):
         open_backend(Path("unused"), elsewhere, stored)
 
 

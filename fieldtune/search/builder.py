@@ -23,8 +23,9 @@ from fieldtune.encoding import Encoder, Precision, document_text, truncate
 from fieldtune.errors import InputError
 from fieldtune.evaluate.systems import default_dims
 from fieldtune.ingest import read_corpus
+from fieldtune.search import pgsql
 from fieldtune.search.ann import AnnConfig
-from fieldtune.search.backends import StoredVectors, next_backend
+from fieldtune.search.backends import StoredVectors, next_backend, pgvector
 from fieldtune.search.manifest import (
     INDEX_MANIFEST,
     DenseSettings,
@@ -33,7 +34,7 @@ from fieldtune.search.manifest import (
     IndexManifest,
     SegmentEntry,
 )
-from fieldtune.search.options import IndexExistsError, SearchOptionError, Storage, check_dim
+from fieldtune.search.options import IndexExistsError, SearchOptionError, Storage, Store, check_dim
 from fieldtune.search.state import (
     SEGMENTS,
     IndexState,
@@ -62,6 +63,8 @@ class BuildOptions:
     precision: Precision
     progress: bool
     ann: AnnConfig = AnnConfig()
+    store: Store = Store.LOCAL
+    dsn: str | None = None
 
     @classmethod
     def create(
@@ -75,6 +78,8 @@ class BuildOptions:
         dim: int | None,
         precision: str,
         progress: bool,
+        store: str = "local",
+        dsn: str | None = None,
     ) -> BuildOptions:
         chunking = ChunkingConfig(max_tokens, overlap)
         try:
@@ -86,7 +91,16 @@ class BuildOptions:
             raise SearchOptionError(
                 f"ann_threshold must be a non-negative integer (got {ann_threshold!r})"
             )
-        return cls(model, chunking, Storage(storage), ann_threshold, dim, precision_value, progress)
+        store_value = Store(store)
+        dsn = dsn or os.environ.get(pgsql.DSN_ENV)
+        if store_value is Store.PGVECTOR and not (dsn or "").strip():
+            raise SearchOptionError(
+                f"--store pgvector needs --dsn (a PostgreSQL connection string) or ${pgsql.DSN_ENV}"
+            )
+        return cls(
+            model, chunking, Storage(storage), ann_threshold, dim, precision_value, progress,
+            store=store_value, dsn=dsn if store_value is Store.PGVECTOR else None,
+        )
 
 
 def check_documents(documents: list[Document], *, where: str) -> None:
@@ -147,6 +161,11 @@ def _base_manifest(
 ) -> IndexManifest:
     """The manifest of a new index before its first generation is committed."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    dims = default_dims(dimension)
+    if options.store is Store.PGVECTOR and options.dsn:
+        ann = pgvector.settings(options.dsn, options.ann_threshold, dims)
+    else:
+        ann = DenseSettings(options.ann_threshold, options.ann.to_dict())
     versions = library_versions()
     with contextlib.suppress(PackageNotFoundError):  # usearch is an optional dependency
         versions["usearch"] = version("usearch")
@@ -159,10 +178,10 @@ def _base_manifest(
         precision=options.precision.value,
         model_dimension=encoder.dimension,
         dimension=dimension,
-        dims=tuple(default_dims(dimension)),
+        dims=tuple(dims),
         storage=options.storage,
         chunking={"max_tokens": options.chunking.max_tokens, "overlap": options.chunking.overlap},
-        ann=DenseSettings(options.ann_threshold, options.ann.to_dict()),
+        ann=ann,
         versions=versions,
     )
 

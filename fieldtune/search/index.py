@@ -156,6 +156,8 @@ class Index:
         progress: bool = True,
         dim: int | None = None,
         precision: str = "auto",
+        store: str = "local",
+        dsn: str | None = None,
     ) -> Index:
         """Build an index of ``corpus`` (a path ``read_corpus`` accepts, or documents) at ``out``.
 
@@ -163,7 +165,9 @@ class Index:
         written beside it and renamed into place, so a failed build leaves
         nothing behind. ``dim`` stores only the first ``dim`` components of
         each embedding (Matryoshka truncation, renormalised); by default the
-        model's full dimension is kept.
+        model's full dimension is kept. ``store="pgvector"`` with a PostgreSQL ``dsn`` keeps the
+        vectors, metadata and text in PostgreSQL (HNSW, full-text search; the password is never
+        recorded: see :mod:`fieldtune.search.pgsql`).
         """
         options = builder.BuildOptions.create(
             model=model,
@@ -174,6 +178,8 @@ class Index:
             dim=dim,
             precision=precision,
             progress=progress,
+            store=store,
+            dsn=dsn,
         )
         root, encoder = builder.build_index(corpus, Path(out), options)
         index = cls.open(root)

@@ -104,6 +104,18 @@ class Storage(_Choice):
     FLOAT16 = "float16"
 
 
+class Store(_Choice):
+    """Where an index's chunk vectors are searched.
+
+    ``local``: in the index directory (exact search, or a usearch graph above the
+    ANN threshold); ``pgvector``: in a PostgreSQL table with pgvector
+    (``--dsn``; see :mod:`fieldtune.search.backends.pgvector`).
+    """
+
+    LOCAL = "local"
+    PGVECTOR = "pgvector"
+
+
 def check_k(k: int) -> int:
     """``k`` as an int in 1..MAX_K, or a :class:`SearchOptionError`."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:

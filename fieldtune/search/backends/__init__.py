@@ -1,4 +1,4 @@
-"""Dense index backends (exact, usearch) and the one place that picks a generation's backend.
+"""Dense index backends (exact, usearch, pgvector) and the one place that picks a generation's backend.
 
 See :mod:`fieldtune.search.backends.base` for the Protocol and how to add a
 backend. The choice: the backend the manifest's ``ann.backend`` names if
@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fieldtune.search.backends import exact, usearch_hnsw
+from fieldtune.search.backends import exact, pgvector, usearch_hnsw
 from fieldtune.search.backends.base import (
     BACKEND_DIR,
     INDEX_BACKENDS,
     StoredVectors,
+    TextSearch,
     VectorBackend,
 )
 from fieldtune.search.manifest import DenseSettings
@@ -26,6 +27,7 @@ __all__ = [
     "BACKEND_DIR",
     "INDEX_BACKENDS",
     "StoredVectors",
+    "TextSearch",
     "VectorBackend",
     "choose",
     "next_backend",
@@ -33,7 +35,7 @@ __all__ = [
     "stored_backend",
 ]
 
-EXACT, USEARCH = exact.ExactBackend.name, usearch_hnsw.UsearchBackend.name
+EXACT, USEARCH, PGVECTOR = exact.ExactBackend.name, usearch_hnsw.UsearchBackend.name, pgvector.NAME
 
 
 def choose(settings: DenseSettings, live_rows: int) -> str:

@@ -12,25 +12,22 @@ and decides which backend a generation uses (:func:`~fieldtune.search.backends.c
 The index code (``state.py``, ``builder.py``, ``retrieval.py``, ``index.py``)
 talks to backends only through this Protocol.
 
-Adding a backend (say pgvector)
--------------------------------
-Write ``backends/pgvector.py`` with a class whose ``build`` copies the live
-rows of :meth:`StoredVectors.live_batches` into a table keyed by global row
-(one table, or a ``generation`` column, per published generation, so readers
-of the previous generation keep working), whose ``updated`` inserts the rows
-from ``first_new_row`` and deletes ``removed``, whose ``search`` runs
-``ORDER BY embedding <#> query LIMIT count`` (``exact = False``: the index
-rescores against the stored vectors, or set ``exact = True`` for an exact
-``vector`` column), and whose ``save`` returns the table name to record in
-the manifest's ``ann.file`` (its DSN and options go in ``ann.config``).
-Register it under ``"pgvector"`` and add its import line to
-``backends/__init__.py``. ``fieldtune index --store pgvector`` then only sets
+Adding a backend
+----------------
+``backends/pgvector.py`` is the worked example: ``build`` and ``updated``
+only note what the next generation adds and deletes, ``save`` writes it (one
+transaction, rows tagged with the generations that see them, so readers of the
+previous generation keep working) and returns what the manifest records in
+``ann.file`` (its DSN and options go in ``ann.config``), and ``search`` runs
+``ORDER BY embedding <=> query LIMIT count`` (``exact = False``: the index
+rescores against its stored vectors). Register the class and add its import
+line to ``backends/__init__.py``; ``fieldtune index --store pgvector`` sets
 ``DenseSettings(backend="pgvector")`` in the new index's manifest: a named
 backend is used for every generation and reopened by name, whatever the
-threshold. A store that also keeps the chunk records and metadata in
-PostgreSQL is a wider seam than this one (segments would move too); this
-Protocol keeps the vectors' side separate, so that step only replaces where
-:class:`StoredVectors` come from.
+threshold. A backend that also ranks text implements :class:`TextSearch`.
+A store that also keeps the chunk records in the database is a wider seam
+than this one (segments would move too); this Protocol keeps the vectors'
+side separate, so that step only replaces where :class:`StoredVectors` come from.
 """
 
 from __future__ import annotations
