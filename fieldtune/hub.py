@@ -105,6 +105,16 @@ def _check_reachable(endpoint: str) -> None:
                         "or copy the model directory there")
 
 
+def upload_operations(model_dir: Path, repo_id: str) -> list[CommitOperationAdd]:
+    """One commit's files: everything in the model directory (hidden files left out), the card as published."""
+    card = hub_card((model_dir / CARD_NAME).read_text(encoding="utf-8"), repo_id)
+    names = [p.relative_to(model_dir) for p in sorted(model_dir.rglob("*")) if p.is_file()]
+    kept = [name for name in names if name.as_posix() != CARD_NAME and not any(p.startswith(".") for p in name.parts)]
+    operations = [CommitOperationAdd(path_in_repo=name.as_posix(), path_or_fileobj=str(model_dir / name))
+                  for name in kept]
+    return [*operations, CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card.encode("utf-8"))]
+
+
 def push_model(path: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> PushResult:
     """Create (or reuse) the Hub repository ``repo_id`` and upload the model directory with its card in one commit."""
     model_dir = model_directory(path)
@@ -113,12 +123,7 @@ def push_model(path: str | Path, repo_id: str, *, private: bool = False, token: 
     endpoint = os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
     _check_reachable(endpoint)
 
-    card = hub_card((model_dir / CARD_NAME).read_text(encoding="utf-8"), repo_id)
-    files = [p for p in sorted(model_dir.rglob("*")) if p.is_file() and p.relative_to(model_dir).as_posix() != CARD_NAME
-             and not any(part.startswith(".") for part in p.relative_to(model_dir).parts)]
-    operations = [CommitOperationAdd(path_in_repo=p.relative_to(model_dir).as_posix(), path_or_fileobj=str(p))
-                  for p in files]
-    operations.append(CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card.encode("utf-8")))
+    operations = upload_operations(model_dir, repo_id)
     api = HfApi(endpoint=endpoint, token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)

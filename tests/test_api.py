@@ -19,6 +19,7 @@ from fieldtune.ingest import OnError
 
 from .build_fixture import write_corpus
 from .conftest import run_cli, write_beir_dir
+from .test_card import expected_index, index_by_key
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 EXAMPLE_MARK = "<!-- python-api-example"
@@ -108,3 +109,5 @@ def test_the_readme_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.
     assert (result.model_dir / "README.md").exists() and (tmp_path / "my-eval-set.json").exists()
     assert fieldtune.EvaluationResult.read(tmp_path / "my-eval-set.json") == evaluation
     assert len(index.search("heat kernel on a manifold", k=3)) == 3
+    # the card files every evaluation of the build, the --eval-data set included
+    assert index_by_key(result.model_dir / "README.md") == expected_index(result.evaluations)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fieldtune.card import write_card
-from fieldtune.hub import hub_card
+from fieldtune.hub import hub_card, upload_operations
 from fieldtune.hub_metadata import read_model_index
 from fieldtune.models import REGISTRY
 
@@ -112,3 +112,15 @@ def test_the_pushed_card_loads_the_repository_and_keeps_every_number(build_dir: 
     assert read_model_index(after) == read_model_index(before) != []
     # Only the usage line changed in the text: the sections are the build's own.
     assert ModelCard(published).text.replace('"someone/tuned"', f'"{build_dir / "model"}"') == ModelCard(local).text
+
+
+def test_the_commit_carries_every_model_file_and_the_published_card(build_dir: Path) -> None:
+    model_dir = build_dir / "model"
+    (model_dir / ".cache").mkdir()
+    (model_dir / ".cache" / "lock").write_text("", encoding="utf-8")
+    operations = {op.path_in_repo: op for op in upload_operations(model_dir, "someone/tuned")}
+    on_disk = {p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()}
+    assert set(operations) == on_disk - {".cache/lock", ".gitattributes"}  # the Hub repository makes its own
+    assert {"model.safetensors", "modules.json", "1_Pooling/config.json", "fieldtune.json"} <= set(operations)
+    card = operations["README.md"].path_or_fileobj
+    assert isinstance(card, bytes) and b'SentenceTransformer("someone/tuned")' in card
