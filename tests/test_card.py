@@ -89,7 +89,7 @@ def test_the_card_explains_every_choice_the_gate_can_make() -> None:
     assert {"trained", "averaged", "base", *QUERY_SIDE_CANDIDATES} <= set(GATE_EXPLAINED)
 
 
-def _index_by_key(card_path: Path) -> dict[tuple[str, str, str], float]:
+def index_by_key(card_path: Path) -> dict[tuple[str, str, str], float]:
     """The card's model-index as parsed by huggingface_hub (offline), keyed (set, dimension, metric)."""
     from huggingface_hub import ModelCard
 
@@ -100,7 +100,7 @@ def _index_by_key(card_path: Path) -> dict[tuple[str, str, str], float]:
     return keyed
 
 
-def _expected(evaluations: dict[str, EvaluationResult]) -> dict[tuple[str, str, str], float]:
+def expected_index(evaluations: dict[str, EvaluationResult]) -> dict[tuple[str, str, str], float]:
     """Every number of every model under test, read through EvaluationResult.score."""
     return {(name, dim, metric): result.score(metric, dim)
             for name, result in evaluations.items() for dim in result.system().dims
@@ -117,7 +117,7 @@ def test_card_metadata_parses_and_its_model_index_round_trips_the_evaluations(tm
     path = write_card(tmp_path, corpus="corpus.jsonl", config=card_config())
     evaluations = {p.stem: EvaluationResult.read(p) for p in (tmp_path / "eval").glob("*.json")}
 
-    assert _index_by_key(path) == _expected(evaluations)
+    assert index_by_key(path) == expected_index(evaluations)
     data = ModelCard.load(path).data
     assert data.library_name == "sentence-transformers" and data.pipeline_tag == "sentence-similarity"
     assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2"  # the registered name's hub id
@@ -158,6 +158,6 @@ def test_card_of_a_real_build_round_trips_to_eval_json(tmp_path: Path, capsys: p
                            capsys, monkeypatch)
     assert code == 0, err
     from_cli = EvaluationResult.read(tmp_path / "eval.json")
-    card_numbers = _index_by_key(result.model_dir / "README.md")
-    assert card_numbers == _expected({"derived": from_cli})
+    card_numbers = index_by_key(result.model_dir / "README.md")
+    assert card_numbers == expected_index({"derived": from_cli})
     assert len(card_numbers) == len(from_cli.system().dims) * len(from_cli.settings.metrics) >= 8
