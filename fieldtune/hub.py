@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import validate_repo_id
@@ -128,6 +129,6 @@ def push_model(path: str | Path, repo_id: str, *, private: bool = False, token: 
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
         api.create_commit(repo_id, operations, commit_message=f"fieldtune push of {model_dir}")
-    except (HfHubHTTPError, OSError) as error:
+    except (HfHubHTTPError, httpx.HTTPError, OSError) as error:  # httpx: a connection lost during the upload
         raise PushError(f"the Hub refused the push to {repo_id}: {error}") from error
     return PushResult(repo_id=url.repo_id or repo_id, url=str(url), files=len(operations), private=private)

@@ -6,11 +6,13 @@ The upload itself needs the Hub, which tests cannot reach; everything before it
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -124,3 +126,35 @@ def test_the_commit_carries_every_model_file_and_the_published_card(build_dir: P
     assert {"model.safetensors", "modules.json", "1_Pooling/config.json", "fieldtune.json"} <= set(operations)
     card = operations["README.md"].path_or_fileobj
     assert isinstance(card, bytes) and b'SentenceTransformer("someone/tuned")' in card
+
+
+class _NotAHub(http.server.BaseHTTPRequestHandler):
+    """A real HTTP server that answers every request 404, as a wrong HF_ENDPOINT would."""
+
+    def _refuse(self) -> None:
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"error": "not a Hub"}')
+
+    do_GET = do_POST = do_PUT = do_HEAD = _refuse
+
+    def log_message(self, *args: object) -> None:  # keep the test output clean
+        pass
+
+
+def test_an_endpoint_that_answers_but_is_not_a_hub_is_a_clear_error(build_dir: Path, tmp_path: Path) -> None:
+    """Past the reachability check, the Hub's own refusals are errors with exit 2 too, not tracebacks."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotAHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        code, err, seconds = _push([str(build_dir), "--repo-id", "someone/tuned"],
+                                   _env(tmp_path, HF_TOKEN="hf_not_a_real_token", HF_ENDPOINT=endpoint))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 2, err
+    assert "the Hub refused the push to someone/tuned" in err and "Traceback" not in err
+    assert seconds < FAIL_FAST_SECONDS
