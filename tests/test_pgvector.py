@@ -272,6 +272,11 @@ def test_cli_index_search_and_serve_against_pgvector(corpus, postgres: str, tmp_
     assert answer.status_code == 200, answer.text
     assert {r["doc_id"] for r in answer.json()["results"]} <= {d.id for d in documents[:30]
                                                                 if d.metadata["category"] == "oncology"}
+    # A database that cannot be reached: a clear error (exit 2), and 503 from the service.
+    monkeypatch.setenv("FIELDTUNE_PG_DSN", f"host={tmp_path / 'no-server'} dbname=none user=none")
+    code, _, err = run_cli(["search", queries[0], "--index", str(out)], capsys, monkeypatch)
+    assert code == 2 and "cannot connect to PostgreSQL" in err and "Traceback" not in err
+    assert client.get("/search", params={"q": queries[1]}).status_code == 503
 
 
 # -- a bulk load killed mid-COPY -----------------------------------------------------------------

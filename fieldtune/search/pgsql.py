@@ -111,12 +111,17 @@ class _Pool:
 
 @contextlib.contextmanager
 def connection(public: str) -> Iterator[Any]:
-    """A pooled connection to the store recorded as ``public`` (see :func:`resolve_dsn`)."""
+    """A pooled connection to the store recorded as ``public`` (see :func:`resolve_dsn`), in a
+    transaction; a database error in the block becomes a :class:`StoreError` naming the store."""
+    pg = psycopg()
     dsn = resolve_dsn(public)
     with _pools_lock:
         pool = _pools.setdefault(dsn, _Pool(dsn))
-    with pool.connection() as conn:
-        yield conn
+    try:
+        with pool.connection() as conn:
+            yield conn
+    except pg.Error as error:
+        raise StoreError(f"PostgreSQL store {public}: {error}".strip()) from error
 
 
 # -- filters -----------------------------------------------------------------------------------

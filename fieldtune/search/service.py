@@ -19,7 +19,8 @@ and one whose URL is over the limit 414 (see :mod:`fieldtune.search.guards`).
 
 Every error is JSON ``{"error": code, "message": text}``, plus ``parameter``
 and ``allowed`` when one query parameter is at fault: 422 for a bad parameter,
-400 for any other :class:`SearchOptionError`, 404 for an unknown document or
+400 for any other :class:`SearchOptionError`, 503 when a pgvector index's database
+fails (:class:`~fieldtune.search.pgsql.StoreError`), 404 for an unknown document or
 route, 401 for a missing or wrong key, 414 and 421 as above, and 500 (without a traceback; it is
 logged) for anything unexpected.
 
@@ -54,6 +55,7 @@ from fieldtune.search.guards import (
 )
 from fieldtune.search.index import Index
 from fieldtune.search.options import MAX_K, SearchMode, SearchOptionError, UnknownDocumentError
+from fieldtune.search.pgsql import StoreError
 from fieldtune.search.query_log import QueryLog
 
 try:
@@ -291,6 +293,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SearchOptionError)
     async def _bad_option(request: Request, error: SearchOptionError) -> JSONResponse:
         return _error(400, "invalid_option", str(error))
+
+    @app.exception_handler(StoreError)
+    async def _store(request: Request, error: StoreError) -> JSONResponse:
+        logger.error("store error on %s: %s", request.url.path, error)
+        return _error(503, "store_unavailable", "the index's PostgreSQL store is unavailable (see the server log)")
 
     @app.exception_handler(UnknownDocumentError)
     async def _unknown_document(request: Request, error: UnknownDocumentError) -> JSONResponse:
