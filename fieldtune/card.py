@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fieldtune.concepts.graph import read_graph
+from fieldtune.evaluate.plots import card_figures
 from fieldtune.evaluate.report import comparison_rows, dimension_rows, markdown_table, summary_rows
 from fieldtune.evaluate.result import EvaluationResult
 from fieldtune.gate import TEACHER_METRIC
@@ -182,13 +183,21 @@ def _pair_data_section(stats: dict[str, Any], config: Any) -> list[str]:
     ]
 
 
-def render_card(root: Path, *, corpus: str, config: Any) -> str:
-    """The card's Markdown, from the build's manifest, graph, model records and evaluations under ``root``."""
+def read_evaluations(root: Path) -> dict[str, EvaluationResult]:
+    """The build's evaluations by set name (``eval/<set>.json``)."""
+    return {p.stem: EvaluationResult.read(p) for p in sorted((root / EVAL_DIR).glob("*.json"))}
+
+
+def render_card(root: Path, *, corpus: str, config: Any, figures: str = "") -> str:
+    """The card's Markdown, from the build's manifest, graph, model records and evaluations under ``root``.
+
+    ``figures`` is Markdown showing the evaluation's plots (:func:`write_card` writes them beside the card).
+    """
     manifest = WorkDir(root).manifest().get("stages", {})
     graph = read_graph(root)
     model_dir = root / MODEL
     record = ModelRecord.read(model_dir)
-    evaluations = {p.stem: EvaluationResult.read(p) for p in sorted((root / EVAL_DIR).glob("*.json"))}
+    evaluations = read_evaluations(root)
     stats = {name: stage.get("stats", {}) for name, stage in manifest.items()}
     concepts = graph.concepts
     edges = graph.edges
@@ -220,6 +229,8 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
     ]
     for name, result in evaluations.items():
         lines += _eval_section(name, result)
+    if figures:
+        lines += ["### Figures", "", figures, ""]
     lines += [
         "## The concept graph", "",
         f"{len(concepts):,} concepts and {len(edges):,} edges "
@@ -251,9 +262,14 @@ def render_card(root: Path, *, corpus: str, config: Any) -> str:
     return "\n".join(lines)
 
 
-def write_card(root: Path, *, corpus: str, config: Any) -> Path:
-    """Write ``root/model/README.md`` atomically; returns its path."""
+def write_card(root: Path, *, corpus: str, config: Any, figures: bool = False) -> Path:
+    """Write ``root/model/README.md`` atomically; returns its path.
+
+    With ``figures``, the evaluation's plots are written into ``model/figures/`` (which a push uploads with the
+    card, so the Hub shows them) and the card links them; the stage that calls this declares that directory.
+    """
     path = root / MODEL_CARD
+    markdown = card_figures(read_evaluations(root), root / MODEL) if figures else ""
     with atomic_write(path) as handle:
-        handle.write(render_card(root, corpus=corpus, config=config))
+        handle.write(render_card(root, corpus=corpus, config=config, figures=markdown))
     return path

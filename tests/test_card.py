@@ -161,3 +161,16 @@ def test_card_of_a_real_build_round_trips_to_eval_json(tmp_path: Path, capsys: p
     card_numbers = index_by_key(result.model_dir / "README.md")
     assert card_numbers == expected_index({"derived": from_cli})
     assert len(card_numbers) == len(from_cli.system().dims) * len(from_cli.settings.metrics) >= 8
+
+
+def test_card_with_figures_links_the_plots_it_wrote_beside_it(tmp_path: Path) -> None:
+    """The plots go into model/ (a push uploads them with the card) and the card links them by relative path."""
+    pytest.importorskip("matplotlib")
+    write_build(tmp_path, training_record(), None)
+    card = write_card(tmp_path, corpus="corpus.jsonl", config=card_config(), figures=True).read_text(encoding="utf-8")
+    pictures = sorted((tmp_path / "model" / "figures").glob("*.png"))
+    assert pictures and all(p.read_bytes().startswith(b"\x89PNG") for p in pictures)
+    for picture in pictures:
+        assert f"](figures/{picture.name})" in card
+    assert card.index("### Figures") > card.index("### Derived test set")
+    assert "### Figures" not in write_card(tmp_path, corpus="corpus.jsonl", config=card_config()).read_text()
