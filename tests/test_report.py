@@ -199,3 +199,29 @@ def test_card_figures_are_files_beside_the_card_linked_relatively(tmp_path: Path
                      f"{CARD_FIGURES}/mixed-per-query-gain.png"]
     for link in links:
         assert (model_dir / link).read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.slow
+def test_a_build_writes_its_report_and_an_index_of_its_model_shows_its_graph(tmp_path: Path, capsys,
+                                                                              monkeypatch) -> None:
+    """End to end: a tiny real build, then ``fieldtune index --model DIR/model`` and a search."""
+    from fieldtune.build import BuildConfig, run_build
+    from fieldtune.concepts.graph import read_graph
+    from fieldtune.search import Index
+    from tests.build_fixture import write_corpus
+    from tests.test_build import TINY_TRAINING
+
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    out = tmp_path / "out"
+    run_build(corpus, out, BuildConfig(budget_minutes=5, train_overrides=dict(TINY_TRAINING)))
+    page = (out / REPORT_HTML).read_text(encoding="utf-8")
+    assert (out / REPORT_HTML).stat().st_size < MAX_BYTES
+    assert "on derived</h2>" in page and len(_images(page)) == 2  # the derived set: both figures
+
+    code, _, err = run_cli(["index", "--corpus", str(corpus), "--out", str(tmp_path / "idx"), "--model",
+                            str(out / "model")], capsys, monkeypatch)
+    assert code == 0, err
+    index = Index.open(tmp_path / "idx")
+    assert index.info()["concepts"] == {"count": len(read_graph(out).concepts), "graph": str(out / "graph.json")}
+    names = [c.name for c in index.search("Kostka polynomial", k=1)[0].chunk_concepts]
+    assert "Kostka polynomial" in names
