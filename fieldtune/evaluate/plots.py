@@ -100,6 +100,19 @@ def dimension_plot(result: EvaluationResult) -> Plot:
     return Plot("ndcg-by-dimension", caption, _png(figure))
 
 
+def _ci_inset(axes: Any, delta: float, low: float, high: float) -> None:
+    """The mean gain and its CI magnified in a corner: on the [-1, 1] scale of single queries the band is a hairline."""
+    inset = axes.inset_axes([0.66, 0.05, 0.31, 0.24])
+    inset.errorbar([0], [delta], yerr=[[delta - low], [high - delta]], fmt="o", color="tab:orange", capsize=5)
+    inset.axhline(0, color="black", linewidth=0.8)
+    span = max(high, 0.0) - min(low, 0.0) or 0.01
+    inset.set_ylim(min(low, 0.0) - 0.25 * span, max(high, 0.0) + 0.25 * span)
+    inset.set_xlim(-1, 1)
+    inset.set_xticks([])
+    inset.tick_params(labelsize=6)
+    inset.set_title("mean, 95% CI", fontsize=6, pad=2)
+
+
 def gain_plot(result: EvaluationResult) -> Plot | None:
     """Per-query gain over each baseline against the baseline's score, with the mean and its 95% CI.
 
@@ -120,6 +133,7 @@ def gain_plot(result: EvaluationResult) -> Plot | None:
         axes.axhline(0, color="black", linewidth=0.8)
         axes.scatter([g.baseline for g in gains], [g.gain for g in gains], s=9, alpha=0.45, color="tab:blue",
                      linewidths=0, label="one query")
+        _ci_inset(axes, d.delta, d.ci_low, d.ci_high)
         axes.set_xlim(-0.03, 1.03)  # both scores lie in [0, 1], so the gain lies in [-1, 1]
         axes.set_ylim(-1.05, 1.05)
         axes.set_xlabel(f"{comp.system} {LABEL} (dim {comp.system_dim})")
