@@ -58,10 +58,14 @@ def url(concept_index) -> Iterator[str]:
 
 
 def _named_in(text: str, graph: ConceptGraph) -> list[str]:
-    """Ids of the graph's concepts whose name or an alias is a whole phrase of ``text``, best first."""
-    lower = text.lower()
-    return [c.id for c in graph.concepts
-            if any(re.search(r"(?<!\w)" + re.escape(form.lower()) + r"(?!\w)", lower) for form in (c.name, *c.aliases))]
+    """Ids of the graph's concepts whose name or an alias is a run of whole words of ``text``, best first."""
+    words = re.findall(r"\w+", text.lower())
+
+    def occurs(form: str) -> bool:
+        phrase = re.findall(r"\w+", form.lower())
+        return bool(phrase) and any(words[i : i + len(phrase)] == phrase for i in range(len(words)))
+
+    return [c.id for c in graph.concepts if any(occurs(form) for form in (c.name, *c.aliases))]
 
 
 def test_hits_carry_the_concepts_named_in_their_passage(url: str, concept_index) -> None:
@@ -185,3 +189,17 @@ def test_the_command_line_shows_a_hits_graph_concepts(concept_index, capsys, mon
     assert "Kostka polynomial" in shown
     top = index.search("Kostka polynomial", k=1, mode="bm25")[0]
     assert shown == [c.name for c in top.chunk_concepts]
+
+
+def test_concepts_in_a_text_take_the_longest_name_whole_words_and_the_best_first() -> None:
+    from fieldtune.search.concepts_view import ConceptCatalog
+    from fieldtune.types import Concept
+
+    concepts = [Concept("algebra", "algebra", 3.0),
+                Concept("hall-algebra", "Hall algebra", 2.0, aliases=("Hall algebras",)),
+                Concept("ring", "ring", 1.0), Concept("hall", "Hall", 0.5)]
+    catalog = ConceptCatalog(ConceptGraph(concepts, []))
+    assert [c.id for c in catalog.in_text("On HALL-ALGEBRAS and a ring.")] == ["hall-algebra", "ring"]
+    assert [c.id for c in catalog.in_text("a string of algebra; the hall")] == ["algebra", "hall"]  # not "ring"
+    assert catalog.in_text("nothing here") == [] and catalog.in_text("") == []
+    assert [c.id for c in catalog.in_text("ring, Hall algebra, algebra", limit=2)] == ["algebra", "hall-algebra"]

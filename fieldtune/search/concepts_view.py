@@ -13,7 +13,7 @@ location, ``DIR/model``, and the build wrote ``DIR/graph.json`` beside it).
 An index with neither simply has no concepts.
 
 A hit's concepts are the graph's concepts whose name or an alias occurs in the
-hit's passage (whole words, any case), best first. Matching the text rather
+hit's passage (whole words, any case; the longest name wins where names overlap), best first. Matching the text rather
 than the graph's chunk ids keeps it right when the index was chunked
 differently from the build, and for documents added after the build.
 """
@@ -35,6 +35,7 @@ from fieldtune.search.manifest import IndexManifest
 from fieldtune.types import Concept, EdgeType
 
 logger = logging.getLogger("fieldtune.search.concepts")
+_WORD = re.compile(r"\w+")
 
 #: Concepts a hit carries at most (the best ones: the graph lists concepts best first).
 MAX_HIT_CONCEPTS = 8
@@ -92,13 +93,13 @@ class ConceptCatalog:
             if edge.source in self._by_id and edge.target in self._by_id:
                 self._edges[edge.source].append((edge.type, "out", edge.target, edge.weight, edge.evidence))
                 self._edges[edge.target].append((edge.type, "in", edge.source, edge.weight, edge.evidence))
-        self._surface: dict[str, str] = {}  # lower-cased name or alias -> concept id (the better concept wins)
+        self._surface: dict[tuple[str, ...], str] = {}  # words of a name or alias -> concept id (better one wins)
         for concept in graph.concepts:
             for form in (concept.name, *concept.aliases):
-                if form.strip():
-                    self._surface.setdefault(form.strip().lower(), concept.id)
-        forms = sorted(self._surface, key=len, reverse=True)  # longest first: "hall algebra" before "algebra"
-        self._pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, forms)) + r")(?!\w)") if forms else None
+                words = _words(form)
+                if words:
+                    self._surface.setdefault(words, concept.id)
+        self._longest = max((len(words) for words in self._surface), default=0)
 
     @classmethod
     def load(cls, path: Path) -> ConceptCatalog:
@@ -148,12 +149,29 @@ class ConceptCatalog:
                 "document_list": documents}
 
     def in_text(self, text: str, limit: int = MAX_HIT_CONCEPTS) -> list[ConceptRef]:
-        """The concepts named in ``text`` (whole words, any case), best first."""
-        if self._pattern is None or not text:
-            return []
-        found = {self._surface[m.group(0)] for m in self._pattern.finditer(text.lower())}
+        """The concepts named in ``text`` (whole words, any case, any punctuation between them), best first.
+
+        Scans the words once, taking the longest name at each position ("Hall algebra", not also
+        "algebra" inside it): time grows with the text, not with the size of the graph.
+        """
+        words = _words(text)
+        found: set[str] = set()
+        position = 0
+        while position < len(words):
+            for n in range(min(self._longest, len(words) - position), 0, -1):
+                concept_id = self._surface.get(tuple(words[position : position + n]))
+                if concept_id is not None:
+                    found.add(concept_id)
+                    position += n
+                    break
+            else:
+                position += 1
         ordered = sorted(found, key=self._rank.__getitem__)[:limit]
         return [ConceptRef(cid, self._by_id[cid].name) for cid in ordered]
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(text.lower()))
 
 
 def _tier(needle: str, concept: Concept) -> int | None:
