@@ -186,7 +186,7 @@ def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("report")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FIELDTUNE_CACHE", str(root / "cache"))
+        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))  # the session's private cache
         result = run_evaluation("minilm", mixed_beir(root / "mixed"), ["bm25"],
                                 EvalOptions(dims=[384, 128, 64], n_resamples=500))
     return write_report(result, root / "report.html")

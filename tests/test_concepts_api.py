@@ -38,7 +38,7 @@ def build_concept_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Index
     root = tmp_path_factory.mktemp("concept-index")
     corpus = write_corpus(root / "corpus.jsonl")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FIELDTUNE_CACHE", str(root / "cache"))
+        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))  # the session's private cache
         run_build(corpus, root / "build", BuildConfig(), until="concepts")
         index = Index.build(corpus, root / "index", model="minilm", max_tokens=64, overlap=8, progress=False)
     shutil.copy(root / "build" / GRAPH_JSON, root / "index" / GRAPH_JSON)
@@ -148,7 +148,7 @@ def test_an_index_without_a_graph_has_no_concepts(tmp_path_factory: pytest.TempP
     from tests.test_service import service_documents
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))  # the session's private cache
         index = Index.build(service_documents(), tmp_path_factory.mktemp("plain") / "i", model="minilm",
                             max_tokens=64, overlap=8, progress=False)
     with serve_in_background(create_app(index)) as base:
@@ -164,7 +164,7 @@ def test_a_damaged_graph_is_named_by_the_api_and_searches_go_on(tmp_path_factory
     from tests.test_service import service_documents
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))  # the session's private cache
         index = Index.build(service_documents(), tmp_path_factory.mktemp("damaged") / "i", model="minilm",
                             max_tokens=64, overlap=8, progress=False)
     bad = index.root / GRAPH_JSON
@@ -203,3 +203,12 @@ def test_concepts_in_a_text_take_the_longest_name_whole_words_and_the_best_first
     assert [c.id for c in catalog.in_text("a string of algebra; the hall")] == ["algebra", "hall"]  # not "ring"
     assert catalog.in_text("nothing here") == [] and catalog.in_text("") == []
     assert [c.id for c in catalog.in_text("ring, Hall algebra, algebra", limit=2)] == ["algebra", "hall-algebra"]
+
+
+def test_bad_concept_requests_are_4xx(url: str) -> None:
+    for params in ({"k": 0}, {"k": "many"}, {"k": 10**6}):
+        answer = httpx.get(f"{url}/concepts", params=params)
+        assert answer.status_code == 422 and answer.json()["parameter"] == "k"
+    odd = httpx.get(f"{url}/concepts", params={"q": "<script>" + "x" * 900})
+    assert odd.status_code == 200 and odd.json()["concepts"] == []
+    assert httpx.get(f"{url}/concepts/%00%ff").status_code == 404

@@ -67,7 +67,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str
     report, result = root / "report.html", root / "result.json"
     code = 0
     with pytest.MonkeyPatch.context() as patch:  # run_cli needs the function-scoped capsys; call main() itself
-        patch.setenv("FIELDTUNE_CACHE", str(root / "cache"))
+        patch.setenv("FIELDTUNE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))  # the session's private cache
         patch.setattr(sys, "argv", ["fieldtune", "eval", "--model", "minilm", "--data", str(data),
                                     "--baseline", "bm25", "--dims", "384,128,64", "--resamples", "500",
                                     "--report", str(report), "--json", str(result)])

@@ -66,7 +66,7 @@ def _title(index: Index, doc_id: str) -> str | None:
 @router.get("/concepts", summary="Concepts of the graph matching a name", response_model=None)
 def concepts(
     request: Request,
-    q: Annotated[str, Query(max_length=200, description="Name, alias or words of a concept (blank: the best).")] = "",
+    q: Annotated[str, Query(description="Name, alias or words of a concept (blank: the best).")] = "",
     k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of concepts.")] = DEFAULT_CONCEPTS,
 ) -> dict[str, Any] | JSONResponse:
     catalog = _catalog(_index(request))
