@@ -225,3 +225,12 @@ def test_a_build_writes_its_report_and_an_index_of_its_model_shows_its_graph(tmp
     assert index.info()["concepts"] == {"count": len(read_graph(out).concepts), "graph": str(out / "graph.json")}
     names = [c.name for c in index.search("Kostka polynomial", k=1)[0].chunk_concepts]
     assert "Kostka polynomial" in names
+
+
+def test_a_result_without_baselines_has_the_dimension_plot_only() -> None:
+    data = eval_json()
+    alone = EvaluationResult.from_dict({**data, "systems": {data["model"]: data["systems"][data["model"]]},
+                                        "comparisons": []})
+    page = to_html(alone)
+    assert len(_images(page)) == 1 and "id='ndcg-by-dimension'" in page
+    assert "Queries that moved most" not in page and "Paired bootstrap" not in page
