@@ -234,3 +234,14 @@ def test_a_result_without_baselines_has_the_dimension_plot_only() -> None:
     page = to_html(alone)
     assert len(_images(page)) == 1 and "id='ndcg-by-dimension'" in page
     assert "Queries that moved most" not in page and "Paired bootstrap" not in page
+
+
+def test_without_the_report_extra(tiny_beir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """``eval --report x.html`` stops before evaluating and names the extra; a build's page keeps its tables."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if matplotlib were not installed
+    code, _, err = run_cli(["eval", "--model", "minilm", "--data", str(tiny_beir), "--report",
+                            str(tmp_path / "r.html")], capsys, monkeypatch)
+    assert code == 2 and "fieldtune[report]" in err and not (tmp_path / "r.html").exists()
+    page = to_html(EvaluationResult.from_dict(eval_json()))
+    assert not _images(page) and "No plots" in page and "fieldtune[report]" in page
+    assert "Paired bootstrap differences" in page
