@@ -25,7 +25,7 @@ from safetensors import SafetensorError, safe_open
 from fieldtune.errors import FieldtuneError, ModelNotFoundError
 from fieldtune.hardware import best_device
 from fieldtune.model_record import MODEL_RECORD as BASE_RECORD  # re-exported: one definition
-from fieldtune.onnx_layout import ONNX_RECORD, is_onnx_export
+from fieldtune.onnx_layout import ONNX_RECORD, is_onnx_export, is_openvino_model
 from fieldtune.registry import Registry
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ def load_model(
     ref = resolve_model(spec, allow_hub=allow_hub)
     if ref.kind != "hub":
         enforce_offline()
-    if is_onnx_export(ref.location):
+    if is_onnx_export(ref.location) or is_openvino_model(ref.location):
         raise ModelNotFoundError(
             f"{spec}: an ONNX export encodes (eval, index, search) but cannot be loaded as a "
             "sentence-transformers model for training; use the model it was exported from"

@@ -19,3 +19,12 @@ ONNX_FILE = "model.onnx"
 def is_onnx_export(path: str | Path) -> bool:
     directory = Path(path)
     return (directory / ONNX_RECORD).is_file() and (directory / ONNX_FILE).is_file()
+
+
+#: An int8 OpenVINO model made by :mod:`fieldtune.quantize` (the record as above, this graph, weights in ``.bin``).
+OPENVINO_FILE = "openvino_model.xml"
+
+
+def is_openvino_model(path: str | Path) -> bool:
+    directory = Path(path)
+    return (directory / ONNX_RECORD).is_file() and (directory / OPENVINO_FILE).is_file()

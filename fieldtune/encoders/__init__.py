@@ -3,10 +3,13 @@
 A backend is any object with the :class:`EncoderBackend` methods. The
 :class:`~fieldtune.encoding.Encoder` in front of it applies what every backend
 shares (unit norm, float32, the embedding cache), so a backend only runs the
-model. Two exist today, one module each:
+model. Three exist today, one module each:
 
 - ``onnx`` (:mod:`fieldtune.encoders.onnx`): a directory written by
   ``fieldtune export --onnx``, run on onnxruntime;
+- ``openvino`` (:mod:`fieldtune.encoders.openvino`): an int8 model made for
+  this CPU by :mod:`fieldtune.quantize` (what ``--precision int8``, and
+  ``auto`` on CPUs without native bf16, encode with);
 - ``sentence-transformers`` (:mod:`fieldtune.encoders.sentence_transformers`):
   any other model, loaded by sentence-transformers (bf16 weights where asked).
 
@@ -42,7 +45,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fieldtune.encoders import onnx, sentence_transformers
+from fieldtune.encoders import onnx, openvino, sentence_transformers
 from fieldtune.models import ModelRef
 from fieldtune.registry import Registry, UnknownNameError
 
@@ -88,6 +91,7 @@ class BackendSpec:
 #: Encoder backends by name, in the order :func:`backend_for` tries them.
 ENCODER_BACKENDS: Registry[BackendSpec] = Registry("encoder backend")
 ENCODER_BACKENDS.register("onnx", BackendSpec(handles=onnx.handles, load=onnx.load))
+ENCODER_BACKENDS.register("openvino", BackendSpec(handles=openvino.handles, load=openvino.load))
 ENCODER_BACKENDS.register(
     "sentence-transformers",
     BackendSpec(handles=sentence_transformers.handles, load=sentence_transformers.load),

@@ -1,0 +1,117 @@
+"""The int8 path for CPUs without bf16: calibration texts, making and checking the model, the encoder's choice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fieldtune import quantize
+from fieldtune.calibration import calibration_texts
+from fieldtune.encoding import INT8_MIN_TEXTS, Encoder, Precision
+from fieldtune.models import DamagedModelError, resolve_model
+from fieldtune.onnx_layout import OPENVINO_FILE
+
+needs_openvino = pytest.mark.skipif(not quantize.int8_supported(),
+                                    reason="openvino/nncf not installed (fieldtune[fast])")
+
+TEXTS = [
+    "The integral of a rational function can be computed by partial fractions.",
+    "Mutations in the BRCA1 gene raise the risk of breast cancer.",
+    "eigenvalues of a symmetric matrix",
+    "A Groebner basis of a polynomial ideal generalises Gaussian elimination to several variables, and "
+    "Buchberger's algorithm computes one by reducing S-polynomials until every pair reduces to zero.",
+]
+
+
+def test_calibration_texts_are_deterministic_and_of_mixed_length() -> None:
+    first, second = calibration_texts(40), calibration_texts(40)
+    assert first == second and len(first) == 40 and len(set(first)) == 40
+    words = [len(text.split()) for text in first]
+    assert min(words) < 20 and max(words) > 120  # short, query-like ones and abstract-like passages
+
+
+@pytest.fixture(scope="module")
+def int8_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache of its own: other tests must not find an int8 minilm and switch auto to it."""
+    return tmp_path_factory.mktemp("int8-cache")
+
+
+@pytest.fixture()
+def own_cache(int8_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FIELDTUNE_CACHE", str(int8_cache))
+    return int8_cache
+
+
+def _fp32(texts: list[str], kind: str) -> np.ndarray:
+    return Encoder("minilm", precision="fp32", use_cache=False, show_progress=False).encode(texts, kind=kind)
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_int8_encoder_agrees_with_fp32_and_records_its_check(own_cache: Path) -> None:
+    encoder = Encoder("minilm", precision="int8", use_cache=False, show_progress=False)
+    for kind in ("query", "document"):
+        cosines = (encoder.encode(TEXTS, kind=kind) * _fp32(TEXTS, kind)).sum(axis=1)
+        assert cosines.min() >= 0.97 and cosines.mean() >= 0.99, cosines
+    assert encoder.precision is Precision.INT8
+    assert encoder.fingerprint() != Encoder("minilm", precision="fp32").fingerprint()
+    (made,) = [path for path in (own_cache / "int8").iterdir() if path.is_dir()]
+    verdict = json.loads((made / quantize.CHECK_FILE).read_text())
+    assert verdict["accepted"] and verdict["mean_cosine"] >= quantize.MIN_MEAN_COSINE
+    assert "avx2" in verdict["hardware"]["cpu_features"]  # the CPU it was made and checked on
+    stamp = (made / OPENVINO_FILE).stat().st_mtime_ns
+    Encoder("minilm", precision="int8", use_cache=False, show_progress=False).encode(TEXTS[:1], kind="query")
+    assert (made / OPENVINO_FILE).stat().st_mtime_ns == stamp  # made once, then reused
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_auto_uses_int8_once_made_and_small_jobs_do_not_make_it(own_cache: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("fieldtune.encoding.supports_bf16", lambda: False)
+    made = Encoder("minilm", use_cache=False, show_progress=False)
+    made.encode(TEXTS, kind="query")
+    assert made.precision is Precision.INT8  # the previous test made it: auto takes it for any size
+    monkeypatch.setenv("FIELDTUNE_CACHE", str(tmp_path / "empty"))
+    small = Encoder("minilm", use_cache=False, show_progress=False)
+    small.encode(TEXTS, kind="query")
+    assert small.precision is Precision.FP32 and len(TEXTS) < INT8_MIN_TEXTS
+    assert not (tmp_path / "empty" / "int8").exists()
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_a_rejected_int8_model_falls_back_to_fp32_and_is_not_remade(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIELDTUNE_CACHE", str(tmp_path))
+    monkeypatch.setattr(quantize, "MIN_MEAN_COSINE", 1.01)  # no int8 model can agree this well
+    encoder = Encoder("minilm", precision="int8", use_cache=False, show_progress=False)
+    vectors = encoder.encode(TEXTS, kind="query")
+    assert encoder.precision is Precision.FP32
+    np.testing.assert_allclose(vectors, _fp32(TEXTS, "query"), atol=1e-5)
+    (verdict_file,) = (tmp_path / "int8").glob(f"*/{quantize.CHECK_FILE}")
+    verdict = json.loads(verdict_file.read_text())
+    assert not verdict["accepted"] and "below" in verdict["reason"]
+    assert not (verdict_file.parent / OPENVINO_FILE).exists()
+    stamp = verdict_file.stat().st_mtime_ns
+    again = Encoder("minilm", precision="int8", use_cache=False, show_progress=False)
+    again.encode(TEXTS[:1], kind="query")
+    assert again.precision is Precision.FP32 and verdict_file.stat().st_mtime_ns == stamp  # not re-made
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_a_damaged_int8_model_is_named(own_cache: Path, tmp_path: Path) -> None:
+    Encoder("minilm", precision="int8", use_cache=False, show_progress=False).encode(TEXTS[:1], kind="query")
+    (made,) = [path for path in (own_cache / "int8").iterdir() if path.is_dir()]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for entry in made.iterdir():
+        copy.joinpath(entry.name).write_bytes(entry.read_bytes())
+    (copy / OPENVINO_FILE).write_text("<net", encoding="utf-8")
+    with pytest.raises(DamagedModelError, match="openvino_model.xml"):
+        Encoder(str(copy), use_cache=False, show_progress=False).encode(TEXTS[:1], kind="query")
+    assert resolve_model(str(copy)).kind == "local"
