@@ -30,6 +30,15 @@ __all__ = ["STAGES", "BuildConfig", "BuildResult", "CorpusTooSmallError", "run_b
 
 @dataclass
 class BuildResult:
+    """What a build made (returned by :func:`run_build` and ``fieldtune.build``).
+
+    ``out`` is the work directory; ``stages`` says, per stage in order, whether
+    it ran or was skipped as unchanged and how long it took; ``evaluations``
+    holds the evaluations written to ``eval.json`` (the derived set, then each
+    ``--eval-data`` set) by name; ``seconds`` is the wall time of this run;
+    ``model_dir`` is where the installed model is (base or tuned: the gate decides).
+    """
+
     out: Path
     stages: list[StageResult]
     evaluations: dict[str, EvaluationResult]

@@ -7,7 +7,8 @@ from typing import Any
 
 from fieldtune.card import write_card
 from fieldtune.evaluate.html_report import REPORT_HTML, read_results, write_report
-from fieldtune.stages.artifacts import DERIVED, EVAL, GRAPH, MODEL_CARD, MODEL_RECORDS
+from fieldtune.evaluate.plots import CARD_FIGURES
+from fieldtune.stages.artifacts import DERIVED, EVAL, GRAPH, MODEL, MODEL_CARD, MODEL_RECORDS
 from fieldtune.stages.base import Stage, StageContext
 from fieldtune.stages.ingest import corpus_input
 
@@ -15,7 +16,7 @@ from fieldtune.stages.ingest import corpus_input
 def run(ctx: StageContext) -> Mapping[str, Any]:
     for name in (EVAL, GRAPH, *MODEL_RECORDS):
         ctx.artifacts.path(name)  # recorded reads: write_card reads these files itself
-    write_card(ctx.workdir.root, corpus=str(ctx.corpus), config=ctx.config)
+    write_card(ctx.workdir.root, corpus=str(ctx.corpus), config=ctx.config, figures=True)
     write_report(read_results(ctx.artifacts.path(EVAL), first=DERIVED), ctx.output(REPORT_HTML))
     return {}
 
@@ -23,7 +24,8 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
 STAGE = Stage(
     name="card",
     inputs=(EVAL, GRAPH, *MODEL_RECORDS),
-    outputs=(MODEL_CARD, REPORT_HTML),
+    # the figures live in model/ so that a push uploads them with the card
+    outputs=(MODEL_CARD, f"{MODEL}/{CARD_FIGURES}", REPORT_HTML),
     run=run,
     params=lambda config: {},
     sources=lambda config, corpus: {"corpus": corpus_input(corpus)},
