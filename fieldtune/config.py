@@ -12,7 +12,7 @@ from typing import Any
 
 from fieldtune.chunking import ChunkingConfig
 from fieldtune.concepts import ConceptConfig
-from fieldtune.encoding import Precision, auto_precision
+from fieldtune.encoding import Precision
 from fieldtune.errors import FieldtuneError
 from fieldtune.gate import GateConfig
 from fieldtune.ingest import OnError
@@ -144,7 +144,8 @@ class BuildConfig:
         return QuerySideConfig(base=self.base, budget_minutes=self.budget_minutes, seed=self.seed, **overrides)
 
     def encode_precision(self) -> Precision:
-        return self.precision or auto_precision()
+        """The precision the build's encoders are given (``auto`` lets each settle it for its job's size)."""
+        return self.precision or Precision.AUTO
 
     def train_config(self) -> TrainConfig:
         """The training stage's TrainConfig."""

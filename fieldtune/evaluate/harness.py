@@ -138,7 +138,8 @@ def run_evaluation(model: str, data_dir: str | Path, baselines: Sequence[str] = 
         systems=systems,
         comparisons=tuple(comparisons),
         settings=Settings(
-            metrics=tuple(m.key for m in DEFAULT_METRICS), precision=options.precision.resolved().value,
+            metrics=tuple(m.key for m in DEFAULT_METRICS),
+            precision=under_test.precision_used or options.precision.resolved().value,
             bootstrap_resamples=options.n_resamples, seed=options.seed, confidence=0.95,
             difference="model under test minus system, per query, mean over judged queries",
         ),

@@ -82,10 +82,14 @@ class DenseSystem:
     clip_dims: bool = False
     kind: str = "dense"
     dimension: int = field(init=False, default=0)
+    #: what ``precision`` became once the encoder settled it (auto: bf16, int8 or fp32)
+    precision_used: str = field(init=False, default="")
 
     def runs(self, data: EvalSet, query_ids: list[str]) -> dict[str, Run]:
         encoder = Encoder(self.model_spec, precision=self.precision, use_cache=self.use_cache)
+        encoder.prepare(len(data.corpus))  # auto settles for a corpus of this size (int8 where it pays)
         self.dimension = encoder.dimension
+        self.precision_used = encoder.precision.value
         dims = self.dims or default_dims(self.dimension)
         if self.clip_dims:
             dims = [d for d in dims if d <= self.dimension] or [self.dimension]

@@ -84,7 +84,7 @@ class BuildOptions:
         chunking = ChunkingConfig(max_tokens, overlap)
         try:
             chunking.validate()
-            precision_value = Precision(precision).resolved()
+            precision_value = Precision(precision)  # auto is settled by the encoder, for the corpus's size
         except ValueError as error:
             raise SearchOptionError(str(error)) from error
         if not isinstance(ann_threshold, int) or ann_threshold < 0:
@@ -175,7 +175,7 @@ def _base_manifest(
         updated=now,
         source=source,
         model=IndexedModel(encoder.spec, encoder.ref.location, encoder.ref.kind),
-        precision=options.precision.value,
+        precision=encoder.precision.value,
         model_dimension=encoder.dimension,
         dimension=dimension,
         dims=tuple(dims),
@@ -204,6 +204,7 @@ def build_index(
         if not documents:
             raise InputError("documents", "no documents to index")
     encoder = Encoder(options.model, precision=options.precision, show_progress=options.progress)
+    encoder.prepare(len(documents))  # auto settles for this corpus (int8 where it pays) before anything is recorded
     dimension = check_dim(options.dim or None, default_dims(encoder.dimension))
     with staged_directory(out, out.parent / f".{out.name}.building-{os.getpid()}") as tmp:
         manifest = _base_manifest(options, encoder, dimension, source)
