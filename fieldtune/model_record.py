@@ -194,10 +194,13 @@ class GateRecord:
     required_significance: bool | None = None
     #: what ``scores`` measure when not nDCG@10 (e.g. minus the divergence from the teacher)
     metric: str | None = None
+    #: the hybrid fusion weight chosen for the installed model on labelled dev queries
+    #: (:func:`fieldtune.evaluate.fusion_weight.choose_dense_weight`); ``fieldtune index`` uses it
+    hybrid: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     _KEYS = ("chosen", "scores", "config", "directory", "dev_queries_file", "reason", "rotation", "gains",
-             "required_significance", "metric")
+             "required_significance", "metric", "hybrid")
 
     @classmethod
     def not_run(cls, reason: str, chosen: str = "trained") -> GateRecord:
@@ -211,6 +214,14 @@ class GateRecord:
     def with_rotation(self, rotation: Mapping[str, Any]) -> GateRecord:
         return replace(self, rotation=dict(rotation))
 
+    def with_hybrid(self, hybrid: Mapping[str, Any] | None) -> GateRecord:
+        return replace(self, hybrid=dict(hybrid) if hybrid is not None else None)
+
+    @property
+    def dense_weight(self) -> float | None:
+        """The hybrid fusion weight chosen for this model, if the build chose one."""
+        return float(self.hybrid["dense_weight"]) if self.hybrid else None
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, in the key order the build has always written."""
         if self.ran:
@@ -219,7 +230,8 @@ class GateRecord:
             data = {"chosen": self.chosen, "scores": dict(self.scores)}
         optional = {"config": self.config, "directory": self.directory, "dev_queries_file": self.dev_queries_file,
                     "reason": self.reason, "rotation": self.rotation, "gains": self.gains,
-                    "required_significance": self.required_significance, "metric": self.metric}
+                    "required_significance": self.required_significance, "metric": self.metric,
+                    "hybrid": self.hybrid}
         data.update({key: value for key, value in optional.items() if value is not None})
         data.update({k: v for k, v in self.extra.items() if k not in data})
         return data
@@ -237,7 +249,7 @@ class GateRecord:
             directory=data.get("directory"), dev_queries_file=data.get("dev_queries_file"), reason=data.get("reason"),
             rotation=data.get("rotation"), gains=data.get("gains"),
             required_significance=data.get("required_significance"),
-            metric=data.get("metric"),
+            metric=data.get("metric"), hybrid=data.get("hybrid"),
             extra={k: v for k, v in data.items() if k not in cls._KEYS},
         )
 

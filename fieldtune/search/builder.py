@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from fieldtune.chunking import ChunkingConfig, chunk_documents
+from fieldtune.encoders import ray as ray_backend
 from fieldtune.encoding import Encoder, Precision, document_text, truncate
 from fieldtune.errors import InputError
 from fieldtune.evaluate.systems import default_dims
 from fieldtune.ingest import read_corpus
+from fieldtune.model_record import GateRecord
 from fieldtune.search import pgsql
 from fieldtune.search.ann import AnnConfig
 from fieldtune.search.backends import StoredVectors, next_backend, pgvector
@@ -65,6 +67,8 @@ class BuildOptions:
     ann: AnnConfig = AnnConfig()
     store: Store = Store.LOCAL
     dsn: str | None = None
+    #: encode the corpus on Ray (local or a cluster, see :mod:`fieldtune.encoders.ray`); None: in this process
+    ray: ray_backend.RaySettings | None = None
 
     @classmethod
     def create(
@@ -80,6 +84,7 @@ class BuildOptions:
         progress: bool,
         store: str = "local",
         dsn: str | None = None,
+        ray: ray_backend.RaySettings | None = None,
     ) -> BuildOptions:
         chunking = ChunkingConfig(max_tokens, overlap)
         try:
@@ -99,7 +104,7 @@ class BuildOptions:
             )
         return cls(
             model, chunking, Storage(storage), ann_threshold, dim, precision_value, progress,
-            store=store_value, dsn=dsn if store_value is Store.PGVECTOR else None,
+            store=store_value, dsn=dsn if store_value is Store.PGVECTOR else None, ray=ray,
         )
 
 
@@ -183,7 +188,16 @@ def _base_manifest(
         chunking={"max_tokens": options.chunking.max_tokens, "overlap": options.chunking.overlap},
         ann=ann,
         versions=versions,
+        dense_weight=_chosen_dense_weight(encoder),
     )
+
+
+def _chosen_dense_weight(encoder: Encoder) -> float | None:
+    """The fusion weight the model's build chose on its dev queries (gate.json), if it is a build's model."""
+    if encoder.ref.kind == "hub":
+        return None
+    record = GateRecord.read(encoder.ref.location)
+    return record.dense_weight if record is not None else None
 
 
 def build_index(
@@ -203,12 +217,17 @@ def build_index(
         check_documents(documents, where="documents")
         if not documents:
             raise InputError("documents", "no documents to index")
-    encoder = Encoder(options.model, precision=options.precision, show_progress=options.progress)
+    if options.ray is not None:
+        ray_backend.configure(options.ray)
+    encoder = Encoder(options.model, precision=options.precision, show_progress=options.progress,
+                      backend="ray" if options.ray is not None else None)
     encoder.prepare(len(documents))  # auto settles for this corpus (int8 where it pays) before anything is recorded
     dimension = check_dim(options.dim or None, default_dims(encoder.dimension))
     with staged_directory(out, out.parent / f".{out.name}.building-{os.getpid()}") as tmp:
         manifest = _base_manifest(options, encoder, dimension, source)
         chunks, vectors = _chunk_and_encode(documents, encoder, options.chunking, dimension)
+        if options.ray is not None and options.ray.shards is not None:
+            ray_backend.write_shards(options.ray.shards, [chunk.id for chunk in chunks], vectors)
         segment = _write_new_segment(tmp, "000001", documents, chunks, vectors, manifest)
         store = VectorStore([segment])
         commit(tmp, manifest, store, np.zeros(store.rows, dtype=bool))

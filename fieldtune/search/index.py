@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from fieldtune.encoders.ray import RaySettings
 from fieldtune.search import builder
 from fieldtune.search.builder import DEFAULT_ANN_THRESHOLD
 from fieldtune.search.concepts_view import CatalogCache, ConceptCatalog, ConceptRef
@@ -66,7 +67,8 @@ from fieldtune.search.options import (
     check_dim,
     check_k,
 )
-from fieldtune.search.query_models import query_encoder
+from fieldtune.search.query_cache import QueryEmbeddingCache, QueryKey
+from fieldtune.search.query_models import QueryEmbedder, query_encoder
 from fieldtune.search.retrieval import bm25_hits, dense_hits
 from fieldtune.search.snippet import make_snippet
 from fieldtune.search.state import (
@@ -84,6 +86,8 @@ logger = logging.getLogger("fieldtune.search")
 #: Chunk candidates each system contributes before collapsing to documents and fusing
 #: (chosen with the fusion weight on SciFact train queries from 50, 100, 200).
 CANDIDATES = 200
+#: The query :meth:`Index.warm_up` searches for.
+WARM_UP_QUERY = "warm up the search index"
 
 
 @dataclass(frozen=True)
@@ -133,11 +137,16 @@ class Index:
         self._write_mutex = threading.Lock()
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
+        #: Recent query vectors (cleared when the query encoder changes); see query_cache.py.
+        self.query_cache = QueryEmbeddingCache()
+        self._embedder: QueryEmbedder | None = None
         self._metadata: tuple[IndexState, MetadataColumns] | None = None  # of the current generation
         self._concepts = CatalogCache()
         #: Hybrid settings (public so an application or a benchmark can tune them).
         self.fusion: Fusion = DEFAULT_FUSION
-        self.dense_weight: float = DENSE_WEIGHT
+        # the model's build may have chosen the weight on its dev queries (recorded at index time)
+        chosen = state.manifest.dense_weight
+        self.dense_weight: float = chosen if chosen is not None else DENSE_WEIGHT
         self.candidates: int = CANDIDATES
 
     # -- building and opening ------------------------------------------------------------------
@@ -158,6 +167,7 @@ class Index:
         precision: str = "auto",
         store: str = "local",
         dsn: str | None = None,
+        ray: RaySettings | None = None,
     ) -> Index:
         """Build an index of ``corpus`` (a path ``read_corpus`` accepts, or documents) at ``out``.
 
@@ -167,7 +177,8 @@ class Index:
         each embedding (Matryoshka truncation, renormalised); by default the
         model's full dimension is kept. ``store="pgvector"`` with a PostgreSQL ``dsn`` keeps the
         vectors, metadata and text in PostgreSQL (HNSW, full-text search; the password is never
-        recorded: see :mod:`fieldtune.search.pgsql`).
+        recorded: see :mod:`fieldtune.search.pgsql`). ``ray`` encodes the corpus on Ray (a local Ray
+        or a cluster, optionally writing Parquet shards keyed by chunk id: :mod:`fieldtune.encoders.ray`).
         """
         options = builder.BuildOptions.create(
             model=model,
@@ -180,6 +191,7 @@ class Index:
             progress=progress,
             store=store,
             dsn=dsn,
+            ray=ray,
         )
         root, encoder = builder.build_index(corpus, Path(out), options)
         index = cls.open(root)
@@ -219,6 +231,20 @@ class Index:
         An unreadable graph raises an error naming it (searches then carry no concepts, and say so in the log).
         """
         return self._concepts.get(self.root, self._state.manifest)
+
+    def warm_up(self) -> None:
+        """Make the first search as fast as the next ones (``fieldtune serve`` calls this at start).
+
+        Loads the query encoder (and computes its cache key), encodes a query, and runs a
+        hybrid search, which reads BM25, every stored vector (or the graph) and the
+        documents' records; the warm-up query's vector is not kept in the LRU.
+        """
+        self._refresh()
+        embedder = self._query_embedder()
+        embedder.warm_up()
+        self.search(WARM_UP_QUERY, k=10, mode=SearchMode.HYBRID)
+        fingerprint, prompt = embedder.identity()
+        self.query_cache.discard(QueryKey(WARM_UP_QUERY, fingerprint, prompt))
 
     def info(self) -> dict[str, Any]:
         """The manifest plus live counts and options (for a health endpoint)."""
@@ -440,7 +466,10 @@ class Index:
         if _query_pointer(state.manifest) != _query_pointer(self._state.manifest):
             encoder = query_encoder(self.root, state.manifest) if encoder is not None else None
         with self._lock.write():
+            changed = encoder is not self._encoder
             self._state, self._stamp, self._encoder = state, stamp, encoder
+        if changed:  # the old encoder's vectors would never be asked for again
+            self.query_cache.clear()
 
     def _refresh(self) -> None:
         """Reload if another process (or Index object) replaced ``index.json``: a new generation, or
@@ -492,10 +521,16 @@ class Index:
             return self._encoder
 
     def _encode_queries(self, queries: list[str]) -> np.ndarray:
-        encoder = self._get_encoder()
-        with self._encoder_lock:
-            vectors = encoder.encode(queries, kind="query")
+        vectors = self._query_embedder().embed(queries)
         return builder.fit_dimension(vectors, self._state.dimension)
+
+    def _query_embedder(self) -> QueryEmbedder:
+        """The current query encoder behind the LRU and the few-queries path (query_models.py)."""
+        encoder = self._get_encoder()
+        embedder = self._embedder
+        if embedder is None or embedder.encoder is not encoder:
+            embedder = self._embedder = QueryEmbedder(encoder, self.query_cache, self._encoder_lock)
+        return embedder
 
 
 def _query_pointer(manifest: IndexManifest) -> str | None:

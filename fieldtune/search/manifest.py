@@ -153,6 +153,8 @@ class IndexManifest:
     counts: IndexCounts = IndexCounts()
     #: Written only once ``fieldtune adapt`` has set it, so an index that never adapted keeps its 0.1 file.
     query_model: QueryModelPointer | None = None
+    #: Hybrid fusion's dense weight chosen for the model by its build (its gate.json); None: the default.
+    dense_weight: float | None = None
     #: Keys this version does not know, written back unchanged.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -183,6 +185,7 @@ class IndexManifest:
             "bm25": self.bm25,
             "counts": self.counts.to_dict(),
             **({} if self.query_model is None else {"query_model": self.query_model.to_dict()}),
+            **({} if self.dense_weight is None else {"dense_weight": self.dense_weight}),
             **self.extra,
         }
 
@@ -211,6 +214,7 @@ class IndexManifest:
             bm25=bool(data.get("bm25")),
             counts=IndexCounts(**data.get("counts", {})),
             query_model=QueryModelPointer.from_dict(data["query_model"]) if data.get("query_model") else None,
+            dense_weight=float(data["dense_weight"]) if data.get("dense_weight") is not None else None,
             extra={key: value for key, value in data.items() if key not in known},
         )
 

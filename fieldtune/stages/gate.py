@@ -12,6 +12,7 @@ from typing import Any
 from fieldtune.config import BuildConfig
 from fieldtune.encoding import Encoder
 from fieldtune.errors import FieldtuneError
+from fieldtune.evaluate.fusion_weight import choose_dense_weight
 from fieldtune.gate import average_with_base, run_gate, run_teacher_gate
 from fieldtune.model_record import GateRecord, ModelRecord
 from fieldtune.models import load_model
@@ -140,8 +141,21 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
                                                    precision=config.encode_precision().value))
         source = final
     install_model(source, ctx.output(MODEL))
+    record = record.with_hybrid(_hybrid_weight(ctx, dev))
     record.write(ctx.output(MODEL))
     return record.stats()
+
+
+def _hybrid_weight(ctx: StageContext, dev: Path) -> dict[str, Any] | None:
+    """The fusion weight for the installed model, on the first dev set with judged queries (user's, else derived)."""
+    for candidate in dict.fromkeys((dev, ctx.artifacts.path(DERIVED_DEV))):
+        if (candidate / "queries.jsonl").is_file():
+            chosen = choose_dense_weight(str(ctx.output(MODEL)), candidate, ctx.config.encode_precision())
+            if chosen is not None:
+                logger.info("hybrid fusion: dense weight %s on %s (nDCG@10 %s)", chosen["dense_weight"],
+                            candidate.name, chosen["scores"][str(chosen["dense_weight"])])
+                return chosen
+    return None
 
 
 def _params(config: BuildConfig) -> Mapping[str, Any]:
