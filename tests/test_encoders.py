@@ -75,8 +75,8 @@ def test_unknown_backend_name_lists_known_and_close_names() -> None:
     message = str(error.value)
     assert "unknown encoder backend 'onxx'" in message and "did you mean 'onnx'" in message
     assert "sentence-transformers" in message
-    with pytest.raises(UnknownNameError, match="unknown encoder backend 'ray'"):
-        Encoder("minilm", backend="ray")
+    with pytest.raises(UnknownNameError, match="unknown encoder backend 'spark'"):
+        Encoder("minilm", backend="spark")
 
 
 def test_a_backend_name_is_taken_once() -> None:

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fieldtune.encoders import onnx, openvino, sentence_transformers
+from fieldtune.encoders import onnx, openvino, ray, sentence_transformers
 from fieldtune.models import ModelRef
 from fieldtune.registry import Registry, UnknownNameError
 
@@ -92,6 +92,7 @@ class BackendSpec:
 ENCODER_BACKENDS: Registry[BackendSpec] = Registry("encoder backend")
 ENCODER_BACKENDS.register("onnx", BackendSpec(handles=onnx.handles, load=onnx.load))
 ENCODER_BACKENDS.register("openvino", BackendSpec(handles=openvino.handles, load=openvino.load))
+ENCODER_BACKENDS.register("ray", BackendSpec(handles=ray.handles, load=ray.load))
 ENCODER_BACKENDS.register(
     "sentence-transformers",
     BackendSpec(handles=sentence_transformers.handles, load=sentence_transformers.load),

@@ -1,0 +1,241 @@
+"""The Ray encoder backend: a corpus encoded by a pool of Ray actors (Ray Data ``map_batches``), one model each.
+
+Chosen by name (``Encoder(..., backend="ray")``, ``fieldtune index --ray [ADDRESS]``),
+never by what a model directory holds. Documents go through Ray Data: the texts
+become a dataset split into blocks, and ``map_batches`` sends them to a pool of
+actors of :class:`_DocumentActor`, each loading the model once (the
+sentence-transformers backend, the same code a local encode runs, so the
+vectors agree with a local encode of the same model at the same precision). On
+a cluster with GPUs each actor takes one (``num_gpus=1``) and runs on CUDA; on
+CPUs each takes one core (``num_cpus=1``) and one torch thread, so N actors use
+N cores without oversubscribing them. Queries are few and latency-bound: they
+are encoded in this process, by the same model.
+
+Where Ray runs is set by :func:`configure` (the seam's ``load(ref, precision)``
+has no room for options): a local Ray started here with ``workers`` CPUs by
+default, or a running cluster at ``address`` (``ray://host:10001`` or
+``host:6379``; fieldtune must be installed on its nodes). Vectors come back in
+the order of the texts. :func:`write_shards` keeps them as Parquet shards keyed
+by chunk id (Ray's ``write_parquet``; its ``write_lance`` fails with pylance 14),
+which a store can bulk-load and :func:`read_shards` reads back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fieldtune.encoders.sentence_transformers import SentenceTransformersBackend
+from fieldtune.encoders.sentence_transformers import load as load_local
+from fieldtune.errors import FieldtuneError, require_extra
+from fieldtune.models import ModelRef
+
+logger = logging.getLogger("fieldtune.encoders.ray")
+
+RAY_EXTRA = "ray"
+#: blocks per actor: enough that a slow actor does not hold the tail of the corpus, few enough to stay cheap
+BLOCKS_PER_WORKER = 4
+#: texts per model call inside an actor (the Encoder's batch size is for the local backend)
+ACTOR_BATCH = 32
+
+
+class RayEncodingError(FieldtuneError):
+    """Ray could not be started or reached, or its workers failed; the message names the address."""
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where and how wide Ray encodes.
+
+    ``address``: a running cluster's address, or None for a local Ray started by
+    this process. ``workers``: actors in the pool (None: one per GPU where the
+    cluster has GPUs, else one per CPU Ray offers). ``threads``: torch threads
+    per CPU actor (1: an actor holds one core). ``shards``: where an index build
+    also writes the vectors as Parquet shards keyed by chunk id (None: not written).
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    threads: int = 1
+    shards: Path | None = None
+
+
+_settings = RaySettings()
+
+
+def configure(settings: RaySettings) -> None:
+    """Set where the next loaded Ray backends run (the CLI's ``--ray [ADDRESS]`` calls this)."""
+    global _settings
+    if settings.workers is not None and settings.workers < 1:
+        raise RayEncodingError(f"Ray workers must be at least 1 (got {settings.workers})")
+    _settings = settings
+
+
+def current_settings() -> RaySettings:
+    return _settings
+
+
+def start(settings: RaySettings) -> Any:
+    """The ``ray`` module, connected: to ``settings.address``, or to a local Ray of ``workers`` CPUs.
+
+    A Ray already started in this process is reused (a test or a notebook may hold one).
+    """
+    ray = require_extra("ray", RAY_EXTRA)
+    if ray.is_initialized():
+        return ray
+    try:
+        if settings.address:
+            ray.init(address=settings.address, log_to_driver=False)
+        else:
+            cpus = settings.workers or os.cpu_count() or 1
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = settings.address or "a local Ray"
+        raise RayEncodingError(f"could not start or reach Ray at {where}: {error}") from error
+    return ray
+
+
+class _DocumentActor:
+    """One actor of the pool: loads the model once, then embeds every batch Ray Data sends it."""
+
+    def __init__(self, ref: ModelRef, precision: str, threads: int | None) -> None:
+        import torch
+
+        if threads and not torch.cuda.is_available():
+            torch.set_num_threads(threads)
+        self.backend = load_local(ref, precision)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        texts = [str(text) for text in batch["text"]]
+        vectors = self.backend.encode_document(texts, batch_size=ACTOR_BATCH, show_progress=False)
+        return {"position": batch["position"], "vector": np.asarray(vectors, dtype=np.float32)}
+
+
+class RayBackend:
+    """Documents encoded by a Ray actor pool, queries by the same model in this process."""
+
+    def __init__(self, ref: ModelRef, precision: str, settings: RaySettings) -> None:
+        self.ref = ref
+        self.precision = precision
+        self.settings = settings
+        self._local: SentenceTransformersBackend | None = None
+
+    @property
+    def local(self) -> SentenceTransformersBackend:
+        """The model in this process: its tokenizer, its dimension and the queries."""
+        if self._local is None:
+            self._local = load_local(self.ref, self.precision)
+        return self._local
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.local.max_seq_length
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.local.tokenizer
+
+    def get_embedding_dimension(self) -> int:
+        return self.local.get_embedding_dimension()
+
+    def encode_query(self, texts: list[str], *, batch_size: int, show_progress: bool) -> np.ndarray:
+        return self.local.encode_query(texts, batch_size=batch_size, show_progress=show_progress)
+
+    def encode_document(self, texts: list[str], *, batch_size: int, show_progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.get_embedding_dimension()), dtype=np.float32)
+        ray = start(self.settings)
+        ray.data.DataContext.get_current().enable_progress_bars = show_progress
+        pool = self._pool(ray)
+        blocks = self._blocks(texts, pool["concurrency"])
+        pool["concurrency"] = min(pool["concurrency"], len(blocks))  # an actor without a block would idle
+        dataset = ray.data.from_arrow(blocks)
+        logger.info("encoding %d texts on Ray (%d actors, %s each)", len(texts), pool["concurrency"],
+                    "1 GPU" if pool.get("num_gpus") else "1 CPU")
+        encoded = dataset.map_batches(
+            _DocumentActor, fn_constructor_args=(self.ref, self.precision, self.settings.threads),
+            batch_size=max(ACTOR_BATCH, batch_size), batch_format="numpy", **pool,
+        )
+        return self._collect(encoded, len(texts))
+
+    def _pool(self, ray: Any) -> dict[str, Any]:
+        """The actor pool's size and resources: one GPU per actor where the cluster has GPUs, else one CPU."""
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        if gpus:
+            return {"concurrency": self.settings.workers or gpus, "num_gpus": 1}
+        cpus = max(1, int(resources.get("CPU", 1)))
+        return {"concurrency": min(self.settings.workers or cpus, cpus), "num_cpus": 1}
+
+    @staticmethod
+    def _blocks(texts: list[str], workers: int) -> list[Any]:
+        """The texts with their positions, in Arrow blocks enough for every actor to share the work."""
+        import pyarrow as pa
+
+        size = max(ACTOR_BATCH, math.ceil(len(texts) / (workers * BLOCKS_PER_WORKER)))
+        table = pa.table({"position": np.arange(len(texts), dtype=np.int64), "text": texts})
+        return [table.slice(start, size) for start in range(0, len(texts), size)]
+
+    @staticmethod
+    def _collect(encoded: Any, count: int) -> np.ndarray:
+        """The vectors in the order of the texts (blocks may finish in any order)."""
+        positions, vectors = [], []
+        try:
+            for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
+                positions.append(np.asarray(batch["position"]))
+                vectors.append(np.asarray(batch["vector"], dtype=np.float32))
+        except Exception as error:  # a worker's failure reaches here as one of Ray's many error types
+            raise RayEncodingError(f"Ray encoding failed: {error}") from error
+        order = np.concatenate(positions)
+        if len(order) != count or not np.array_equal(np.sort(order), np.arange(count)):
+            raise RayEncodingError(f"Ray returned {len(order)} vectors for {count} texts")
+        result = np.empty((count, vectors[0].shape[1]), dtype=np.float32)
+        result[order] = np.concatenate(vectors)
+        return result
+
+
+def write_shards(directory: Path, chunk_ids: list[str], vectors: np.ndarray) -> list[Path]:
+    """Write ``(chunk_id, vector)`` rows as Parquet shards under ``directory`` (Ray's ``write_parquet``).
+
+    One shard per block, named by Ray; a store bulk-loads them, :func:`read_shards` reads them back.
+    """
+    import pyarrow as pa
+
+    if len(chunk_ids) != len(vectors):
+        raise ValueError(f"{len(chunk_ids)} chunk ids for {len(vectors)} vectors")
+    ray = start(_settings)
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    table = pa.table({
+        "chunk_id": pa.array(chunk_ids, type=pa.string()),
+        "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
+    })
+    ray.data.from_arrow(table).write_parquet(str(directory))
+    return sorted(Path(directory).glob("*.parquet"))
+
+
+def read_shards(directory: Path) -> tuple[list[str], np.ndarray]:
+    """The chunk ids and float32 vectors of the Parquet shards under ``directory``."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(str(directory))
+    column = table.column("vector").combine_chunks()
+    width = column.type.list_size
+    vectors = column.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, width)
+    return [str(value) for value in table.column("chunk_id").to_pylist()], vectors
+
+
+def handles(ref: ModelRef) -> bool:
+    """Never by default: Ray is chosen by name, for a corpus worth a cluster."""
+    return False
+
+
+def load(ref: ModelRef, precision: str) -> RayBackend:
+    """A Ray backend for ``ref`` with the settings of :func:`configure` (Ray starts at the first corpus encode)."""
+    require_extra("ray", RAY_EXTRA)
+    return RayBackend(ref, precision, _settings)
