@@ -247,13 +247,30 @@ def index_command(
         "--dsn", help="PostgreSQL connection string for --store pgvector (default: $FIELDTUNE_PG_DSN). Its "
         "password is never recorded: searches take it from PGPASSWORD, ~/.pgpass or $FIELDTUNE_PG_DSN.",
     )] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="local|ADDRESS", help="Encode the corpus on Ray Data (pip install 'fieldtune[ray]'): "
+        "'local' starts Ray here, else a cluster's address (ray://head:10001); one GPU per actor where it has GPUs.",
+    )] = None,
+    ray_workers: Annotated[int | None, typer.Option(
+        help="Ray actors (default: one per GPU, else one per CPU Ray offers; local Ray gets this many CPUs).",
+    )] = None,
+    ray_shards: Annotated[Path | None, typer.Option(
+        help="With --ray: also write the vectors as Parquet shards keyed by chunk id to this directory.",
+    )] = None,
 ) -> None:
     """Build a search index: chunk, encode once, store int8 vectors, BM25, and an HNSW graph if large."""
+    from fieldtune.encoders.ray import RaySettings
     from fieldtune.search import Index
 
+    if ray is None and (ray_workers is not None or ray_shards is not None):
+        raise typer.BadParameter("--ray-workers and --ray-shards need --ray local|ADDRESS")
+    ray_settings = None
+    if ray is not None:
+        ray_settings = RaySettings(address=None if ray == "local" else ray, workers=ray_workers, shards=ray_shards)
     index = Index.build(
         corpus, out, model=model, max_tokens=max_tokens, overlap=overlap, storage=storage,
         ann_threshold=ann_threshold, dim=dim, precision=precision.value, progress=True, store=store, dsn=dsn,
+        ray=ray_settings,
     )
     info = index.info()
     counts = info["counts"]
