@@ -365,7 +365,7 @@ def serve(
                                      param_hint="--allow-host")
     hosts = allowed_hosts(host, allow_host or [])
     search_index = Index.open(index)
-    search_index.search("warm up", k=1, mode="dense")  # load the model before the first request
+    search_index.warm_up()  # model, BM25, vectors and records loaded: the first request is as fast as the next
     if host not in LOOPBACK_HOSTS and not key:
         _echo_err(f"warning: serving on {host} without an API key; anyone who can reach it can search")
     if host in {"0.0.0.0", "::"} and not allow_host:

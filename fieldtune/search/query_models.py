@@ -12,22 +12,39 @@ next search (``index.json`` changed) and loads the encoder it names.
 A query encoder is accepted only if its document route has the fingerprint of
 the model the index was encoded with: its query vectors are trained to be
 compared with exactly those document vectors.
+
+:class:`QueryEmbedder` is how a search gets its query vectors: recent ones from
+the index's LRU (:mod:`fieldtune.search.query_cache`), new ones from the encoder
+on a path made for a few short texts (one thread; see :data:`FEW_QUERIES`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
+from typing import Any
 
-from fieldtune.encoding import Encoder
+import numpy as np
+
+from fieldtune.encoders.openvino import OpenVinoModel
+from fieldtune.encoding import Encoder, normalize
 from fieldtune.errors import FieldtuneError
+from fieldtune.hardware import torch_threads
 from fieldtune.models import load_model
 from fieldtune.search.manifest import IndexManifest, QueryModelPointer
+from fieldtune.search.query_cache import QueryEmbeddingCache, QueryKey
 from fieldtune.search.state import file_lock
 from fieldtune.training.query_model import document_fingerprint
 
 #: Folder of an index (relative to its root) that holds the adapted query encoders.
 QUERY_MODELS = "query-models"
+#: Up to this many texts are encoded with one thread. A short query is a few dozen tokens: a second
+#: thread saves little of its ~7 ms and, when another process keeps a core busy, makes it slower
+#: (OpenVINO int8, one 7-word query, load average 6 on 2 cores: 6.5 ms with 1 thread, 15 ms with 2).
+FEW_QUERIES = 4
+#: What :meth:`QueryEmbedder.warm_up` encodes (never cached).
+WARM_UP_TEXT = "warm up the query encoder"
 
 
 class QueryModelMismatchError(FieldtuneError, ValueError):
@@ -100,3 +117,83 @@ def _write(root: Path, manifest: IndexManifest, pointer: QueryModelPointer) -> I
     new = dataclasses.replace(manifest, query_model=pointer)
     new.write(root)
     return new
+
+
+def query_prompt(backend: Any) -> str:
+    """The prompt ``backend`` puts before a query (a graph model's record, or sentence-transformers' prompts)."""
+    prompts = getattr(backend, "prompts", None)
+    if prompts is None:  # sentence-transformers: the backend wraps the model
+        model = getattr(backend, "model", None)
+        prompts = getattr(model, "prompts", None) or {}
+        if not prompts.get("query") and getattr(model, "default_prompt_name", None):
+            return str(prompts.get(model.default_prompt_name, ""))
+    return str(prompts.get("query") or "")
+
+
+class QueryEmbedder:
+    """Unit-norm query vectors of one encoder: recent ones from ``cache``, the rest encoded under ``lock``.
+
+    ``lock`` is the index's encoder lock: one encode at a time (two would fight for
+    the same cores). Cache look-ups take no encoder lock, so a repeated query is
+    answered while another query is being encoded.
+    """
+
+    def __init__(self, encoder: Encoder, cache: QueryEmbeddingCache, lock: threading.Lock) -> None:
+        self.encoder = encoder
+        self.cache = cache
+        self._lock = lock
+        self._identity: tuple[str, str] | None = None
+        self._graph: OpenVinoModel | None = None  # the int8 model with one inference thread, for few queries
+
+    def identity(self) -> tuple[str, str]:
+        """(encoder fingerprint, query prompt): with the text, everything a query's vector depends on."""
+        if self._identity is None:
+            self._identity = (self.encoder.fingerprint(), query_prompt(self.encoder.model))
+        return self._identity
+
+    def embed(self, queries: list[str]) -> np.ndarray:
+        """float32 ``(len(queries), dim)``: cached vectors where the cache has them, the others encoded once."""
+        fingerprint, prompt = self.identity()
+        keys = [QueryKey(query, fingerprint, prompt) for query in queries]
+        found = [self.cache.get(key) for key in keys]
+        missing = list(dict.fromkeys(key for key, vector in zip(keys, found, strict=True) if vector is None))
+        fresh: dict[QueryKey, np.ndarray] = {}
+        if missing:
+            vectors = self.encode([key.text for key in missing])
+            for key, vector in zip(missing, vectors, strict=True):
+                fresh[key] = vector
+                self.cache.put(key, vector)
+        if not queries:
+            return np.zeros((0, self.encoder.dimension), dtype=np.float32)
+        return np.stack([vector if vector is not None else fresh[key] for key, vector in zip(keys, found, strict=True)])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Encode ``texts`` as queries (no cache): a few on one thread, more with the encoder's own settings."""
+        with self._lock:
+            if len(texts) > FEW_QUERIES:
+                return self.encoder.encode(texts, kind="query")
+            graph = self._single_thread_graph()
+            if graph is not None:
+                return normalize(np.asarray(graph.encode_query(texts, batch_size=len(texts)), dtype=np.float32))
+            with torch_threads(1):
+                return self.encoder.encode(texts, kind="query")
+
+    def warm_up(self) -> None:
+        """Load the model (and its one-thread int8 graph), compute the cache key's parts, encode once."""
+        self.identity()
+        self.encode([WARM_UP_TEXT])
+
+    def _single_thread_graph(self) -> OpenVinoModel | None:
+        """The int8 model compiled with one inference thread, or None when the encoder is not int8.
+
+        The encoder compiles its int8 model for corpus-sized batches (as many threads as
+        cores are idle at load time); queries get their own one-thread compilation of the
+        same files (the weights are read twice: ~25 MB for MiniLM).
+        """
+        model = self.encoder.model
+        if not isinstance(model, OpenVinoModel):
+            return None
+        if self._graph is None:
+            threads = model.compiled.get_property("INFERENCE_NUM_THREADS")
+            self._graph = model if threads == 1 else OpenVinoModel(model.path, threads=1)
+        return self._graph

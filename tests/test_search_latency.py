@@ -1,0 +1,151 @@
+"""Search latency machinery, by behaviour (never by time): the query-vector LRU, the warm-up, the encoder swap.
+
+Timings live in ``benchmarks/search_latency.py``; here the real bundled model
+answers on a tiny real index, and a real query encoder is swapped in as
+``fieldtune adapt`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fieldtune.encoding import Encoder
+from fieldtune.models import resolve_model
+from fieldtune.search import Index
+from fieldtune.search.manifest import IndexManifest
+from fieldtune.search.query_cache import QueryEmbeddingCache, QueryKey
+from fieldtune.search.query_models import index_document_fingerprint, next_model_dir, query_prompt, swap_in
+from fieldtune.types import Document
+
+from .conftest import TINY_CORPUS, build_tiny_index
+
+DOCUMENTS = [Document(id=r["_id"], title=r["title"], text=r["text"]) for r in TINY_CORPUS]
+
+
+def _key(text: str, fingerprint: str = "f", prompt: str = "") -> QueryKey:
+    return QueryKey(text, fingerprint, prompt)
+
+
+def test_the_lru_keeps_the_most_recent_entries_and_no_more() -> None:
+    cache = QueryEmbeddingCache(capacity=2)
+    cache.put(_key("a"), np.ones(3))
+    cache.put(_key("b"), np.full(3, 2.0))
+    assert cache.get(_key("a")) is not None  # "a" is now the most recent
+    cache.put(_key("c"), np.full(3, 3.0))
+    assert cache.get(_key("b")) is None and len(cache) == 2
+    assert cache.get(_key("c"))[0] == 3.0 and cache.get(_key("a"))[0] == 1.0
+    # the same text from another encoder, or with another prompt, is another entry
+    assert cache.get(_key("a", fingerprint="g")) is None and cache.get(_key("a", prompt="query: ")) is None
+    stored = cache.get(_key("a"))
+    with pytest.raises(ValueError):
+        stored[0] = 5.0  # shared between searches: read-only
+    assert cache.stats() == {"entries": 2, "capacity": 2, "hits": 4, "misses": 3}
+    cache.clear()
+    assert len(cache) == 0 and cache.get(_key("c")) is None
+
+
+def test_a_zero_capacity_cache_keeps_nothing_and_a_negative_one_is_refused() -> None:
+    off = QueryEmbeddingCache(capacity=0)
+    off.put(_key("a"), np.ones(3))
+    assert off.get(_key("a")) is None and len(off) == 0
+    with pytest.raises(ValueError, match="capacity"):
+        QueryEmbeddingCache(capacity=-1)
+
+
+def test_the_lru_stays_bounded_and_consistent_under_threads() -> None:
+    cache = QueryEmbeddingCache(capacity=50)
+    wrong: list[str] = []
+
+    def worker(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for n in rng.integers(0, 200, size=2000).tolist():
+            key = _key(f"q{n}")
+            vector = cache.get(key)
+            if vector is None:
+                cache.put(key, np.full(4, float(n)))
+            elif vector[0] != n:
+                wrong.append(key.text)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong and len(cache) == 50
+    stats = cache.stats()
+    assert stats["hits"] + stats["misses"] == 8 * 2000
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_index(tmp_path_factory, DOCUMENTS, "latency").root
+
+
+@pytest.fixture
+def index(root: Path, tmp_path: Path) -> Index:
+    copy = tmp_path / "index"
+    shutil.copytree(root, copy)
+    return Index.open(copy)
+
+
+def test_a_repeated_query_is_answered_from_the_cache_with_the_same_results(index: Index) -> None:
+    query = "parabolic equation of heat diffusion"
+    first = index.search(query, k=3, mode="dense")
+    stats = index.query_cache.stats()
+    assert stats["entries"] == 1 and stats["hits"] == 0
+    second = index.search(query, k=3, mode="hybrid")
+    assert index.query_cache.stats()["hits"] == 1
+    assert index.search(query, k=3, mode="dense") == first and first[0].doc_id == "d5" and second[0].doc_id == "d5"
+    # the cached vector is what the index's own encoder makes of the query, with the model's query prompt
+    encoder = Encoder("minilm", precision=index.manifest.precision, use_cache=False, show_progress=False)
+    fingerprint, prompt = index._query_embedder().identity()
+    cached = index.query_cache.get(QueryKey(query, fingerprint, prompt))
+    np.testing.assert_allclose(cached, encoder.encode([query], kind="query")[0], atol=1e-5)
+    assert prompt == query_prompt(encoder.model)
+
+
+def test_a_batch_encodes_each_new_text_once_and_bm25_needs_no_vector(index: Index) -> None:
+    queries = ["vertex colouring of graphs", "heat diffusion", "vertex colouring of graphs"]
+    results = index.search_batch(queries, k=2, mode="hybrid")
+    assert results[0] == results[2] and results[0][0].doc_id == "d4"
+    assert index.query_cache.stats() == {"entries": 2, "capacity": index.query_cache.capacity, "hits": 0,
+                                         "misses": 3}
+    index.search("graph colouring", k=2, mode="bm25")
+    assert len(index.query_cache) == 2
+
+
+def test_warm_up_loads_the_encoder_and_keeps_no_query(index: Index) -> None:
+    assert index._encoder is None  # an opened index loads its model lazily
+    index.warm_up()
+    assert index._encoder is not None and len(index.query_cache) == 0
+    assert index.search("structure constants of the Hall algebra", k=1)[0].doc_id == "d2"
+
+
+def test_swapping_the_query_encoder_drops_the_old_vectors(index: Index) -> None:
+    """After ``adapt`` swaps the encoder, a repeated query is encoded by the new one, not served from the LRU."""
+    query = "structure constants of the Hall algebra"
+    index.search(query, k=1, mode="dense")
+    old_fingerprint, old_prompt = index._query_embedder().identity()
+    old = index.query_cache.get(QueryKey(query, old_fingerprint, old_prompt)).copy()
+    # A real query encoder: the index's model with a query prompt (its document route is unchanged).
+    model_dir = next_model_dir(index.root)
+    shutil.copytree(resolve_model("minilm").location, model_dir)
+    config = model_dir / "config_sentence_transformers.json"
+    settings = json.loads(config.read_text(encoding="utf-8"))
+    config.write_text(json.dumps({**settings, "prompts": {"query": "query: ", "document": ""}}), encoding="utf-8")
+    swap_in(index.root, model_dir, index_document_fingerprint(IndexManifest.read(index.root)))
+
+    index.search(query, k=1, mode="dense")  # notices the new index.json, loads the new encoder
+    fingerprint, prompt = index._query_embedder().identity()
+    assert prompt == "query: " and len(index.query_cache) == 1
+    assert index.query_cache.get(QueryKey(query, old_fingerprint, old_prompt)) is None
+    new = index.query_cache.get(QueryKey(query, fingerprint, prompt))
+    expected = Encoder(str(model_dir), precision=index.manifest.precision, use_cache=False, show_progress=False)
+    np.testing.assert_allclose(new, expected.encode([query], kind="query")[0], atol=1e-5)
+    assert float(new @ old) < 0.9999  # the prompt changed the vector: the old one was not reused
