@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 
 
+@functools.cache  # once: setting a logger's level clears every logger's cache (~0.5 ms a search)
 def _import_bm25s() -> Any:
     import bm25s
 
@@ -69,7 +71,7 @@ class BM25Index:
         rows = [i for i, words in enumerate(known) if words]
         if rows and k > 0:
             found, found_scores = self._retriever.retrieve(
-                [known[i] for i in rows], k=k, show_progress=False, n_threads=1,
+                [known[i] for i in rows], k=k, show_progress=False, n_threads=0,  # 0: no thread pool per search
                 weight_mask=None if mask is None else np.asarray(mask, dtype=np.float32),
             )
             indices[rows] = np.asarray(found)

@@ -149,3 +149,20 @@ def test_swapping_the_query_encoder_drops_the_old_vectors(index: Index) -> None:
     expected = Encoder(str(model_dir), precision=index.manifest.precision, use_cache=False, show_progress=False)
     np.testing.assert_allclose(new, expected.encode([query], kind="query")[0], atol=1e-5)
     assert float(new @ old) < 0.9999  # the prompt changed the vector: the old one was not reused
+
+
+def test_snippets_still_find_every_inflection_of_the_query_words() -> None:
+    """Only words that begin like a query stem are stemmed now: the matches must be the same words as before."""
+    from fieldtune.search.snippet import make_snippet, mark
+
+    text = "Proteins fold; FOLDED chains, folding and unfolded ones. Lying and dying cells lie still."
+    snippet, highlights = make_snippet(text, "folding of dying cells")
+    assert mark(snippet, highlights) == ("Proteins [fold]; [FOLDED] chains, [folding] and unfolded ones. "
+                                         "Lying and [dying] [cells] lie still.")
+    # "lying" stems to "lie", which begins differently from the word: it is still found
+    assert mark(*make_snippet(text, "lie")) == "Proteins fold; FOLDED chains, folding and unfolded ones. " \
+                                              "[Lying] and dying cells [lie] still."
+    # a letter whose lower case is longer (offsets would shift) takes the word-by-word path
+    snippet, highlights = make_snippet("İstanbul cells fold", "cell")
+    assert mark(snippet, highlights) == "İstanbul [cells] fold"
+    assert make_snippet(text, "the of and") == (text, [])  # stop words only: nothing to highlight
