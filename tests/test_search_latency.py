@@ -166,3 +166,26 @@ def test_snippets_still_find_every_inflection_of_the_query_words() -> None:
     snippet, highlights = make_snippet("İstanbul cells fold", "cell")
     assert mark(snippet, highlights) == "İstanbul [cells] fold"
     assert make_snippet(text, "the of and") == (text, [])  # stop words only: nothing to highlight
+
+
+def test_queries_that_arrive_together_each_get_their_own_vector(index: Index) -> None:
+    """Callers waiting for the encoder are encoded in one batch: each must still get its own query's vector."""
+    queries = [f"{topic} number {n}" for n, topic in enumerate(["tableaux", "Hall algebra", "chaperones", "colouring",
+                                                                 "heat flow", "p-groups", "diffusion", "vertices"])]
+    embedder = index._query_embedder()
+    barrier = threading.Barrier(len(queries))
+    vectors: dict[int, np.ndarray] = {}
+
+    def ask(n: int) -> None:
+        barrier.wait()
+        vectors[n] = embedder.encode([queries[n]])[0]
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(len(queries))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    alone = Encoder("minilm", precision=index.manifest.precision, use_cache=False, show_progress=False)
+    expected = alone.encode(queries, kind="query")
+    for n in range(len(queries)):
+        np.testing.assert_allclose(vectors[n], expected[n], atol=1e-5)

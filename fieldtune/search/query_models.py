@@ -16,12 +16,17 @@ compared with exactly those document vectors.
 :class:`QueryEmbedder` is how a search gets its query vectors: recent ones from
 the index's LRU (:mod:`fieldtune.search.query_cache`), new ones from the encoder
 on a path made for a few short texts (one thread; see :data:`FEW_QUERIES`).
+Concurrent searches share encodes: queries that arrive while the encoder is busy
+wait together and are encoded in one batch by the next caller to get the encoder
+(a batch of 8 short queries costs about twice one query), so 20 clients do not
+queue 20 encodes one behind the other.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +140,8 @@ class QueryEmbedder:
 
     ``lock`` is the index's encoder lock: one encode at a time (two would fight for
     the same cores). Cache look-ups take no encoder lock, so a repeated query is
-    answered while another query is being encoded.
+    answered while another query is being encoded; queries waiting for the lock are
+    encoded together (see the module docstring).
     """
 
     def __init__(self, encoder: Encoder, cache: QueryEmbeddingCache, lock: threading.Lock) -> None:
@@ -144,6 +150,8 @@ class QueryEmbedder:
         self._lock = lock
         self._identity: tuple[str, str] | None = None
         self._graph: OpenVinoModel | None = None  # the int8 model with one inference thread, for few queries
+        self._waiting: list[tuple[str, Future[np.ndarray]]] = []  # texts whose callers wait for the encoder
+        self._waiting_lock = threading.Lock()
 
     def identity(self) -> tuple[str, str]:
         """(encoder fingerprint, query prompt): with the text, everything a query's vector depends on."""
@@ -168,15 +176,39 @@ class QueryEmbedder:
         return np.stack([vector if vector is not None else fresh[key] for key, vector in zip(keys, found, strict=True)])
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Encode ``texts`` as queries (no cache): a few on one thread, more with the encoder's own settings."""
-        with self._lock:
-            if len(texts) > FEW_QUERIES:
+        """Encode ``texts`` as queries (no cache): a few on one thread, batched with other callers' waiting texts.
+
+        More than :data:`FEW_QUERIES` texts are encoded alone with the encoder's own settings.
+        """
+        if len(texts) > FEW_QUERIES:
+            with self._lock:
                 return self.encoder.encode(texts, kind="query")
+        mine: list[tuple[str, Future[np.ndarray]]] = [(text, Future()) for text in texts]
+        with self._waiting_lock:
+            self._waiting.extend(mine)
+        with self._lock:
+            with self._waiting_lock:  # everything waiting now, ours included unless an earlier caller took it
+                batch, self._waiting = self._waiting, []
+            if batch:
+                self._encode_batch(batch)
+        return np.stack([future.result() for _, future in mine])
+
+    def _encode_batch(self, batch: list[tuple[str, Future[np.ndarray]]]) -> None:
+        """Encode the waiting texts of several callers in one batch (under the encoder lock); each gets its row."""
+        try:
+            texts = [text for text, _ in batch]
             graph = self._single_thread_graph()
             if graph is not None:
-                return normalize(np.asarray(graph.encode_query(texts, batch_size=len(texts)), dtype=np.float32))
-            with torch_threads(1):
-                return self.encoder.encode(texts, kind="query")
+                vectors = normalize(np.asarray(graph.encode_query(texts, batch_size=len(texts)), dtype=np.float32))
+            else:
+                with torch_threads(1):
+                    vectors = self.encoder.encode(texts, kind="query")
+        except BaseException as error:  # every caller in the batch sees the failure, not only this one
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        for (_, future), vector in zip(batch, vectors, strict=True):
+            future.set_result(vector)
 
     def warm_up(self) -> None:
         """Load the model (and its one-thread int8 graph), compute the cache key's parts, encode once."""
