@@ -186,6 +186,7 @@ def over_http(root: Path, queries: list[str], args: argparse.Namespace) -> dict[
         settings = argparse.Namespace(requests=len(many), clients=args.clients, k=10, mode="hybrid",
                                       max_seconds=600.0)
         out["concurrent"] = {"clients": args.clients, **asyncio.run(load(url, many, settings))}
+        out["server_query_cache"] = httpx.get(url + "/health", timeout=10).json()["index"].get("query_cache")
     return out
 
 

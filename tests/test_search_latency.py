@@ -100,7 +100,7 @@ def test_a_repeated_query_is_answered_from_the_cache_with_the_same_results(index
     stats = index.query_cache.stats()
     assert stats["entries"] == 1 and stats["hits"] == 0
     second = index.search(query, k=3, mode="hybrid")
-    assert index.query_cache.stats()["hits"] == 1
+    assert index.query_cache.stats()["hits"] == 1 and index.info()["query_cache"] == index.query_cache.stats()
     assert index.search(query, k=3, mode="dense") == first and first[0].doc_id == "d5" and second[0].doc_id == "d5"
     # the cached vector is what the index's own encoder makes of the query, with the model's query prompt
     encoder = Encoder("minilm", precision=index.manifest.precision, use_cache=False, show_progress=False)

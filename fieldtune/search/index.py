@@ -269,6 +269,7 @@ class Index:
             "ann_shards": backend.get("shards"),
             "storage_bytes": state.store.nbytes(),
             "concepts": None if catalog is None else {"count": len(catalog), "graph": str(catalog.source)},
+            "query_cache": self.query_cache.stats(),
         }
 
     # -- searching -----------------------------------------------------------------------------
