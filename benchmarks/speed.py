@@ -165,6 +165,7 @@ def main() -> None:
     parser.add_argument(
         "--repeat-reference", action="store_true", help="time plain fp32 again at the end (drift check)"
     )
+    parser.add_argument("--skip-onnx", action="store_true", help="leave out the two ONNX export paths")
     parser.add_argument("--out", type=Path, default=RESULTS / "speed")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -180,7 +181,8 @@ def main() -> None:
     queries = [data.queries[q] for q in query_ids]
     location = resolve_model("minilm").location
     with tempfile.TemporaryDirectory() as tmp:
-        exports = {kind: export_onnx("minilm", Path(tmp) / kind, int8=kind == "int8") for kind in ("fp32", "int8")}
+        kinds = () if args.skip_onnx else ("fp32", "int8")
+        exports = {kind: export_onnx("minilm", Path(tmp) / kind, int8=kind == "int8") for kind in kinds}
         makers = [
             ("sentence-transformers fp32 (reference)", lambda: plain_sentence_transformers(location)),
             (f"fieldtune default (auto = {auto_precision().value})", lambda: _EncoderAdapter("minilm", len(docs))),
@@ -188,6 +190,8 @@ def main() -> None:
             ("fieldtune ONNX int8 export (dynamic, per-channel)", lambda: _EncoderAdapter(str(exports["int8"]),
                                                                                           len(docs))),
         ]
+        if args.skip_onnx:
+            makers = [maker for maker in makers if "ONNX" not in maker[0]]
         if args.repeat_reference:
             makers.append(("sentence-transformers fp32 (again)", lambda: plain_sentence_transformers(location)))
         paths = [encode_path(name, make, docs, queries) for name, make in makers]

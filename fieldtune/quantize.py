@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -155,10 +156,13 @@ def _quantize(spec: str, staging: Path, calibration: list[str]) -> None:
     import openvino as ov
 
     fp32 = staging / "fp32"
-    export_onnx(spec, fp32)
+    with warnings.catch_warnings():  # the exporter's notes on opset details are not the user's business
+        warnings.simplefilter("ignore")
+        export_onnx(spec, fp32)
     reference = _Fp32Graph(fp32)
     batches = [reference.feed(calibration[start : start + 8]) for start in range(0, len(calibration), 8)]
     model = ov.Core().read_model(str(fp32 / ONNX_FILE))
+    nncf.set_log_level(logging.WARNING)  # its per-step progress bars would interleave with ours
     quantized = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
                               subset_size=len(batches))
     ov.save_model(quantized, str(staging / OPENVINO_FILE))
