@@ -26,8 +26,11 @@ logged) for anything unexpected.
 
 Concurrency: the endpoints are plain ``def`` functions, so Starlette runs them
 in its threadpool. The app holds the one ``Index`` it was given and caches
-nothing: the index swaps generations atomically and serialises the model's
-encode call itself, so a search sees the index before or after an update.
+no results: the index swaps generations atomically and serialises the model's
+encode call itself (queries waiting for it are encoded in one batch; recent query
+vectors are kept in an LRU, :mod:`fieldtune.search.query_cache`), so a search sees
+the index before or after an update. ``fieldtune serve`` warms the index up
+(:meth:`Index.warm_up`) before it answers.
 """
 
 from __future__ import annotations
