@@ -13,6 +13,7 @@ from fieldtune.config import BuildConfig
 from fieldtune.encoding import Encoder
 from fieldtune.errors import FieldtuneError
 from fieldtune.evaluate.fusion_weight import choose_dense_weight
+from fieldtune.evaluate.pooled import pooled_dev_set
 from fieldtune.gate import average_with_base, run_gate, run_teacher_gate
 from fieldtune.model_record import GateRecord, ModelRecord
 from fieldtune.models import load_model
@@ -37,6 +38,8 @@ logger = logging.getLogger("fieldtune.stages.gate")
 KEPT_BASE = f"{TRAINING}/base-kept"
 QUERY_SIDE_CANDIDATES = ("adapted", "adapted-averaged")
 FINAL = f"{TRAINING}/final"
+#: the dev set cut down to a pool of documents (fieldtune.evaluate.pooled) when its corpus is large
+GATE_DEV = f"{TRAINING}/gate-dev"
 
 
 def _base_copy(ctx: StageContext, trained: Path) -> Path:
@@ -125,6 +128,7 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
         record = GateRecord.not_run("no dev queries", chosen=first)
         source = candidates[first]
     else:
+        dev = pooled_dev_set(dev, ctx.output(GATE_DEV), config.base, config.encode_precision())
         record = run_gate(candidates, config.base, dev, config=config.gate, precision=config.encode_precision(),
                           seed=config.seed, require_significance=not users_queries)
         source = Path(record.directory) if record.chosen != "base" else _base_copy(ctx, next(iter(candidates.values())))
@@ -141,16 +145,18 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
                                                    precision=config.encode_precision().value))
         source = final
     install_model(source, ctx.output(MODEL))
-    record = record.with_hybrid(_hybrid_weight(ctx, dev))
+    # scored with the weights the gate already encoded with (the kept base's saved copy would be a cache miss)
+    scored = config.base if record.chosen == "base" else str(source)
+    record = record.with_hybrid(_hybrid_weight(ctx, dev, scored))
     record.write(ctx.output(MODEL))
     return record.stats()
 
 
-def _hybrid_weight(ctx: StageContext, dev: Path) -> dict[str, Any] | None:
+def _hybrid_weight(ctx: StageContext, dev: Path, model: str) -> dict[str, Any] | None:
     """The fusion weight for the installed model, on the first dev set with judged queries (user's, else derived)."""
     for candidate in dict.fromkeys((dev, ctx.artifacts.path(DERIVED_DEV))):
         if (candidate / "queries.jsonl").is_file():
-            chosen = choose_dense_weight(str(ctx.output(MODEL)), candidate, ctx.config.encode_precision())
+            chosen = choose_dense_weight(model, candidate, ctx.config.encode_precision())
             if chosen is not None:
                 logger.info("hybrid fusion: dense weight %s on %s (nDCG@10 %s)", chosen["dense_weight"],
                             candidate.name, chosen["scores"][str(chosen["dense_weight"])])
