@@ -189,3 +189,74 @@ def test_queries_that_arrive_together_each_get_their_own_vector(index: Index) ->
     expected = alone.encode(queries, kind="query")
     for n in range(len(queries)):
         np.testing.assert_allclose(vectors[n], expected[n], atol=1e-5)
+
+
+def test_searches_waiting_together_run_as_one_batch_and_a_failure_reaches_only_its_batch() -> None:
+    from fieldtune.search.coalesce import Coalescer
+
+    release = threading.Event()
+    batches: list[tuple[str, list[str]]] = []
+
+    def run(queries: list[str], settings: str) -> list[str]:
+        batches.append((settings, list(queries)))
+        if queries == ["first"]:
+            release.wait(30)  # the others queue up meanwhile
+        if settings == "bad":
+            raise ValueError("bad settings")
+        return [f"{settings}:{query}" for query in queries]
+
+    coalescer: Coalescer[str] = Coalescer(run)
+    answers: dict[str, object] = {}
+
+    def ask(query: str, settings: str) -> None:
+        try:
+            answers[query] = coalescer.submit(query, settings)
+        except ValueError as error:
+            answers[query] = error
+
+    first = threading.Thread(target=ask, args=("first", "k10"))
+    first.start()
+    while not batches:
+        release.wait(0.01)
+    others = [threading.Thread(target=ask, args=(q, s)) for q, s in [("b", "k10"), ("c", "k10"), ("d", "bad")]]
+    for thread in others:
+        thread.start()
+    while sum(len(w) for w in coalescer._waiting.values()) < 3:
+        release.wait(0.01)
+    release.set()
+    for thread in [first, *others]:
+        thread.join()
+    assert batches[0] == ("k10", ["first"])
+    assert sorted((s, sorted(q)) for s, q in batches[1:]) == [("bad", ["d"]), ("k10", ["b", "c"])]
+    assert answers["first"] == "k10:first" and answers["b"] == "k10:b" and answers["c"] == "k10:c"
+    assert isinstance(answers["d"], ValueError)
+    assert coalescer.batches == 2 and coalescer.queries == 3  # the failed batch is not counted
+
+
+def test_concurrent_searches_get_the_results_of_searching_alone(index: Index) -> None:
+    queries = ["Kostka numbers and tableaux", "Hall polynomials", "chaperone proteins", "graph colouring",
+               "heat equation diffusion", "abelian p-groups", "semistandard shape", "adjacent vertices"]
+    alone = {(q, mode): index.search_batch([q], k=3, mode=mode)[0] for q in queries for mode in ("hybrid", "dense")}
+    barrier = threading.Barrier(2 * len(queries))
+    got: dict[tuple[str, str], object] = {}
+
+    def ask(query: str, mode: str) -> None:
+        barrier.wait()
+        got[(query, mode)] = index.search(query, k=3, mode=mode)
+
+    threads = [threading.Thread(target=ask, args=key) for key in alone]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # the same documents in the same order; scores equal but for float rounding (a batch pads its queries)
+    assert {key: _ranking(results) for key, results in got.items()} == {key: _ranking(r) for key, r in alone.items()}
+    for key, results in got.items():
+        np.testing.assert_allclose([r.score for r in results], [r.score for r in alone[key]], atol=1e-5)
+    # and a batch answers each query as it would be answered alone
+    together = index.search_batch(queries, k=3, mode="hybrid")
+    assert [_ranking(r) for r in together] == [_ranking(alone[(q, "hybrid")]) for q in queries]
+
+
+def _ranking(results: list) -> list[tuple[str, str, str]]:
+    return [(r.doc_id, r.chunk_id, r.snippet) for r in results]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ import numpy as np
 from fieldtune.encoders.ray import RaySettings
 from fieldtune.search import builder
 from fieldtune.search.builder import DEFAULT_ANN_THRESHOLD
+from fieldtune.search.coalesce import Coalescer
 from fieldtune.search.concepts_view import CatalogCache, ConceptCatalog, ConceptRef
 from fieldtune.search.filters import (
     Filter,
@@ -140,6 +141,7 @@ class Index:
         #: Recent query vectors (cleared when the query encoder changes); see query_cache.py.
         self.query_cache = QueryEmbeddingCache()
         self._embedder: QueryEmbedder | None = None
+        self._coalescer: Coalescer[list[SearchResult]] = Coalescer(self._search_together)
         self._metadata: tuple[IndexState, MetadataColumns] | None = None  # of the current generation
         self._concepts = CatalogCache()
         #: Hybrid settings (public so an application or a benchmark can tune them).
@@ -292,9 +294,16 @@ class Index:
         ranking (:mod:`fieldtune.search.filters`); a bad filter or a field no document
         has raises :class:`~fieldtune.search.filters.FilterError`.
         """
-        return self.search_batch(
-            [query], k=k, mode=mode, dim=dim, documents=documents, fusion=fusion, filters=filters
-        )[0]
+        if filters or not isinstance(query, str):
+            return self.search_batch(
+                [query], k=k, mode=mode, dim=dim, documents=documents, fusion=fusion, filters=filters
+            )[0]
+        # concurrent searches with the same settings share one batch (coalesce.py)
+        return self._coalescer.submit(query, (k, mode, dim, documents, fusion))
+
+    def _search_together(self, queries: list[str], settings: Hashable) -> list[list[SearchResult]]:
+        k, mode, dim, documents, fusion = settings  # type: ignore[misc]
+        return self.search_batch(queries, k=k, mode=mode, dim=dim, documents=documents, fusion=fusion)
 
     def search_batch(
         self,
@@ -339,21 +348,24 @@ class Index:
         where: RowFilter | None = None,
     ) -> list[Hits]:
         depth = max(self.candidates, 3 * k)
+        ranked: list[Hits] = [Hits.empty()] * len(queries)
+        todo = list(range(len(queries)))  # each query looks deeper alone: its results never depend on its batch
         while True:
-            dense = dense_hits(state, vectors, depth, dim, k, where) if vectors is not None else None
-            lexical = bm25_hits(state, queries, depth, where) if mode is not SearchMode.DENSE else None
-            pairs = _pairs(dense, lexical, len(queries))
-            ranked = [self._combine(state, mode, d, b, documents, fusion) for d, b in pairs]
-            # Too few documents, although a system returned all the chunks asked for (long
-            # documents used up the candidates): look deeper. A system that returned fewer
-            # chunks than asked has nothing more to give.
-            deeper = any(
-                len(h) < k and any(x is not None and len(x) >= depth for x in pair)
-                for h, pair in zip(ranked, pairs, strict=True)
-            )
+            subset = vectors[todo] if vectors is not None else None
+            dense = dense_hits(state, subset, depth, dim, k, where) if subset is not None else None
+            words = [queries[i] for i in todo]
+            lexical = bm25_hits(state, words, depth, where) if mode is not SearchMode.DENSE else None
+            deeper = []
+            for i, pair in zip(todo, _pairs(dense, lexical, len(todo)), strict=True):
+                ranked[i] = self._combine(state, mode, *pair, documents, fusion)
+                # Too few documents, although a system returned all the chunks asked for (long
+                # documents used up the candidates): look deeper. A system that returned fewer
+                # chunks than asked has nothing more to give.
+                if len(ranked[i]) < k and any(x is not None and len(x) >= depth for x in pair):
+                    deeper.append(i)
             if not (documents and deeper and depth < state.live_rows):
                 return ranked
-            depth *= 4
+            todo, depth = deeper, depth * 4
 
     def _combine(
         self,

@@ -44,10 +44,11 @@ from fieldtune.training.query_model import document_fingerprint
 
 #: Folder of an index (relative to its root) that holds the adapted query encoders.
 QUERY_MODELS = "query-models"
-#: Up to this many texts are encoded with one thread. A short query is a few dozen tokens: a second
-#: thread saves little of its ~7 ms and, when another process keeps a core busy, makes it slower
-#: (OpenVINO int8, one 7-word query, load average 6 on 2 cores: 6.5 ms with 1 thread, 15 ms with 2).
-FEW_QUERIES = 4
+#: Up to this many texts (one search, or the searches a busy server batches) are encoded with one
+#: thread. A short query is a few dozen tokens: a second thread saves little of its ~7 ms and, when
+#: another process keeps a core busy, makes it slower (OpenVINO int8, one 7-word query, load average 6
+#: on 2 cores: 6.5 ms with 1 thread, 15 ms with 2); a server's other threads need the other core.
+FEW_QUERIES = 32
 #: What :meth:`QueryEmbedder.warm_up` encodes (never cached).
 WARM_UP_TEXT = "warm up the query encoder"
 
