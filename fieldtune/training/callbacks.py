@@ -18,6 +18,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from fieldtune.training.artifacts import checkpoint_path, record_spent_seconds
+from fieldtune.training.distributed import from_main, is_main
 from fieldtune.training.errors import TrainingDivergedError
 
 logger = logging.getLogger("fieldtune.training")
@@ -88,7 +89,9 @@ class BudgetCallback(TrainerCallback):
             self.save_seconds if control.should_save else 0.0
         )
         final = self.eval_seconds + self.save_seconds + self.final_seconds
-        if now + scheduled + self.step_seconds + final <= self.deadline:
+        fits = now + scheduled + self.step_seconds + final <= self.deadline
+        # Under torchrun rank 0 decides for all: ranks that stopped a step apart would wait for each other forever.
+        if from_main([fits])[0]:
             return
         left = self.deadline - now
         logger.info(
@@ -142,7 +145,7 @@ class SpentTimeCallback(TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         checkpoint = checkpoint_path(Path(args.output_dir), state.global_step)
-        if checkpoint.is_dir():
+        if checkpoint.is_dir() and is_main():  # one writer under torchrun
             record_spent_seconds(checkpoint, self.spent())
 
 

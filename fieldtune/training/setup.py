@@ -14,6 +14,7 @@ from packaging.version import Version
 from fieldtune.evaluate.systems import default_dims
 from fieldtune.training.config import TrainConfig, TrainPrecision
 from fieldtune.training.data import Columns, column_role
+from fieldtune.training.distributed import ddp_backend, world_size
 from fieldtune.training.errors import TrainConfigError
 from fieldtune.training.losses import LOSSES, st_losses
 from fieldtune.training.runtime import Hardware
@@ -58,7 +59,8 @@ def plan_run(config: TrainConfig, *, n_examples: int, has_dev: bool, resuming: b
         logger.warning(
             "only %d training examples: batch size lowered from %d", n_examples, config.batch_size
         )
-    steps_per_epoch = math.ceil(n_examples / batch_size)
+    # under torchrun each of the N processes takes its own batch per step: an epoch is N times shorter
+    steps_per_epoch = math.ceil(n_examples / (batch_size * world_size()))
     epoch_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
     capped = config.max_steps is not None and config.max_steps < epoch_steps
     max_steps = config.max_steps if capped and config.max_steps is not None else epoch_steps
@@ -195,6 +197,7 @@ def _training_arguments(
         fp16=hardware.precision is TrainPrecision.FP16,
         dataloader_num_workers=0,
         dataloader_pin_memory=hardware.device == "cuda",
+        ddp_backend=ddp_backend(hardware.device) if world_size() > 1 else None,
     )
 
 

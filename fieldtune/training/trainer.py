@@ -8,6 +8,10 @@ early stopping, checkpoints at the same steps), fit the plan to the time
 budget, train (resuming from the latest checkpoint of the same run), and
 publish ``<out>/model`` atomically with a ``fieldtune.json`` record.
 
+Under ``torchrun`` (or ``accelerate launch``) every process runs :func:`train`:
+in-batch negatives are gathered across them, rank 0 makes the budget's
+decisions for all and alone writes the model (see :mod:`fieldtune.training.distributed`).
+
 The time budget covers the whole run, across interruptions: each checkpoint
 records the seconds spent when it was saved (see
 :mod:`fieldtune.training.artifacts`), and a resumed run has only what is
@@ -32,6 +36,7 @@ from fieldtune.training import artifacts
 from fieldtune.training.callbacks import BudgetCallback, ProgressCallback, SpentTimeCallback, format_seconds
 from fieldtune.training.config import StoppedBecause, TrainConfig
 from fieldtune.training.data import Columns, prepare_splits
+from fieldtune.training.distributed import barrier, from_main, is_main, world_size
 from fieldtune.training.errors import BudgetTooSmallError
 from fieldtune.training.result import TrainResult, history_from_logs
 from fieldtune.training.runtime import (
@@ -109,11 +114,11 @@ def train(
     hardware = resolve_hardware(config)
     threads = config.num_threads
     if hardware.device == "cpu":
-        threads = threads or threads_for_busy_cpu()
+        threads = threads or max(1, threads_for_busy_cpu() // world_size())  # processes share the cores
         warn_if_cpu_busy(threads)
     artifacts.remove_stale(out_dir / MODEL_DIR)
     with quiet_libraries(), torch_threads(threads):
-        run = _Run(config, hardware, train_cols, dev_cols, out_dir, started, progress)
+        run = _Run(config, hardware, train_cols, dev_cols, out_dir, started, progress and is_main())
         result = run.execute(n_train_pairs=len(train_pairs), n_dev_pairs=len(dev_pairs))
     logger.info(
         "training finished after %d steps (%s) in %s; best dev loss %s",
@@ -209,7 +214,7 @@ class _Run:
                 trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         except KeyboardInterrupt:
             latest = artifacts.latest_checkpoint(checkpoint_dir)
-            if latest is not None:  # the steps after it were lost, but their time was spent
+            if latest is not None and is_main():  # the steps after it were lost, but their time was spent
                 artifacts.record_spent_seconds(latest, spent_cb.spent())
             logger.warning(
                 "training interrupted%s", f"; rerun to resume from {latest}" if latest else ""
@@ -247,13 +252,17 @@ class _Run:
                 "eval_every_steps": plan.eval_every,
                 "planned_steps": trainer.args.max_steps,
                 "inference_max_seq_length": inference_max_length,
+                # processes that trained together (each with batch_size; in-batch negatives gathered across them)
+                "world_size": world_size(),
             },
             history=history_from_logs(state.log_history),
         )
         result.seconds = spent_cb.spent()
-        artifacts.publish_model(model, result.model_dir, result.record())
-        if not config.keep_checkpoints:
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if is_main():
+            artifacts.publish_model(model, result.model_dir, result.record())
+            if not config.keep_checkpoints:
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        barrier()  # the other ranks return once the model is there
         return result
 
     def _prepare_model(self) -> tuple[SentenceTransformer, list[int], list[float], dict[str, str]]:
@@ -282,6 +291,7 @@ class _Run:
             "config": self.config.run_identity(),
             "train": self.train_cols.digest(),
             "dev": self.dev_cols.digest(),
+            **({"world_size": world_size()} if world_size() > 1 else {}),  # N processes train with N x the batch
         }
         resume = artifacts.resumable_checkpoint(checkpoint_dir, identity)
         if resume is None:
@@ -308,7 +318,10 @@ class _Run:
         """
         costs = self._measure_costs(trainer, model, plan)
         now = time.monotonic()
-        left, setup_s = deadline - now, now - self.started
+        # Under torchrun every rank plans from rank 0's numbers, so all plan the same number of steps.
+        step, eval_s, save, left, setup_s = from_main([costs.step, costs.eval, costs.save, deadline - now,
+                                                       now - self.started])
+        costs = _Costs(step=step, eval=eval_s, save=save)
         per_step = costs.step + (costs.eval + costs.save) / plan.eval_every
         if left < costs.step + costs.eval + 2 * costs.save:
             if done:

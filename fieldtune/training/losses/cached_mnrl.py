@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fieldtune.training.distributed import world_size
 from fieldtune.training.losses.base import LossInput, LossSpec, st_losses
 
 if TYPE_CHECKING:
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
 
 
 def _build(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
-    return st_losses().CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
+    return st_losses().CachedMultipleNegativesRankingLoss(
+        model, mini_batch_size=config.mini_batch_size, gather_across_devices=world_size() > 1
+    )
 
 
 CACHED_MNRL = LossSpec(

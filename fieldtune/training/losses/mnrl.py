@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fieldtune.training.distributed import world_size
 from fieldtune.training.losses.base import LossInput, LossSpec, st_losses
 
 if TYPE_CHECKING:
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
 
 
 def _build(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
-    return st_losses().MultipleNegativesRankingLoss(model)
+    # under torchrun, every process's batch is a negative for every other's (N x B negatives, not B)
+    return st_losses().MultipleNegativesRankingLoss(model, gather_across_devices=world_size() > 1)
 
 
 MNRL = LossSpec(
