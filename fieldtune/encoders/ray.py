@@ -3,7 +3,7 @@
 Chosen by name (``Encoder(..., backend="ray")``, ``fieldtune index --ray [ADDRESS]``),
 never by what a model directory holds. Documents go through Ray Data: the texts
 become a dataset split into blocks, and ``map_batches`` sends them to a pool of
-actors of :class:`_DocumentActor`, each loading the model once (the
+actors of :class:`DocumentActor`, each loading the model once (the
 sentence-transformers backend, the same code a local encode runs, so the
 vectors agree with a local encode of the same model at the same precision). On
 a cluster with GPUs each actor takes one (``num_gpus=1``) and runs on CUDA; on
@@ -101,7 +101,7 @@ def start(settings: RaySettings) -> Any:
     return ray
 
 
-class _DocumentActor:
+class DocumentActor:
     """One actor of the pool: loads the model once, then embeds every batch Ray Data sends it."""
 
     def __init__(self, ref: ModelRef, precision: str, threads: int | None) -> None:
@@ -152,29 +152,29 @@ class RayBackend:
             return np.zeros((0, self.get_embedding_dimension()), dtype=np.float32)
         ray = start(self.settings)
         ray.data.DataContext.get_current().enable_progress_bars = show_progress
-        pool = self._pool(ray)
-        blocks = self._blocks(texts, pool["concurrency"])
-        pool["concurrency"] = min(pool["concurrency"], len(blocks))  # an actor without a block would idle
-        dataset = ray.data.from_arrow(blocks)
-        logger.info("encoding %d texts on Ray (%d actors, %s each)", len(texts), pool["concurrency"],
-                    "1 GPU" if pool.get("num_gpus") else "1 CPU")
-        encoded = dataset.map_batches(
-            _DocumentActor, fn_constructor_args=(self.ref, self.precision, self.settings.threads),
-            batch_size=max(ACTOR_BATCH, batch_size), batch_format="numpy", **pool,
+        size, resources = self.pool(ray)
+        blocks = self.blocks(texts, size)
+        size = min(size, len(blocks))  # an actor without a block would only idle
+        logger.info("encoding %d texts on Ray (%d actors, %s each)", len(texts), size,
+                    "1 GPU" if "num_gpus" in resources else "1 CPU")
+        encoded = ray.data.from_arrow(blocks).map_batches(
+            DocumentActor, fn_constructor_args=(self.ref, self.precision, self.settings.threads),
+            batch_size=max(ACTOR_BATCH, batch_size), batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=size), **resources,
         )
         return self._collect(encoded, len(texts))
 
-    def _pool(self, ray: Any) -> dict[str, Any]:
-        """The actor pool's size and resources: one GPU per actor where the cluster has GPUs, else one CPU."""
+    def pool(self, ray: Any) -> tuple[int, dict[str, int]]:
+        """The actor pool's size and each actor's resources: one GPU where the cluster has GPUs, else one CPU."""
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         if gpus:
-            return {"concurrency": self.settings.workers or gpus, "num_gpus": 1}
+            return self.settings.workers or gpus, {"num_gpus": 1}
         cpus = max(1, int(resources.get("CPU", 1)))
-        return {"concurrency": min(self.settings.workers or cpus, cpus), "num_cpus": 1}
+        return min(self.settings.workers or cpus, cpus), {"num_cpus": 1}
 
     @staticmethod
-    def _blocks(texts: list[str], workers: int) -> list[Any]:
+    def blocks(texts: list[str], workers: int) -> list[Any]:
         """The texts with their positions, in Arrow blocks enough for every actor to share the work."""
         import pyarrow as pa
 
