@@ -24,23 +24,35 @@ class Coalescer(Generic[Result]):
 
     def __init__(self, run: Callable[[list[str], Hashable], list[Result]]) -> None:
         self._run = run
-        self._running = threading.Lock()  # held by the caller that runs the waiting batches
+        self._changed = threading.Condition()  # guards the two fields below; notified when a batch ends
         self._waiting: dict[Hashable, list[tuple[str, Future[Result]]]] = {}
-        self._waiting_lock = threading.Lock()
+        self._busy = False  # a caller is running batches
         #: Batches run and queries answered (a benchmark reads the mean batch size).
         self.batches = 0
         self.queries = 0
 
     def submit(self, query: str, settings: Hashable) -> Result:
-        """The results for ``query``: run now, or by another caller in a batch with the queries waiting with it."""
+        """The results for ``query``: run now, or by another caller in a batch with the queries waiting with it.
+
+        A caller whose query another caller answered returns as soon as that batch ends: it
+        never queues behind the next batch (which would run batches of one, one after another).
+        """
         future: Future[Result] = Future()
-        with self._waiting_lock:
+        with self._changed:
             self._waiting.setdefault(settings, []).append((query, future))
-        with self._running:
-            with self._waiting_lock:
-                groups, self._waiting = self._waiting, {}
+            while self._busy and not future.done():
+                self._changed.wait()
+            if future.done():
+                return future.result()
+            self._busy = True
+            groups, self._waiting = self._waiting, {}
+        try:
             for group_settings, waiting in groups.items():
                 self._run_group(group_settings, waiting)
+        finally:
+            with self._changed:
+                self._busy = False
+                self._changed.notify_all()
         return future.result()
 
     def _run_group(self, settings: Hashable, waiting: list[tuple[str, Future[Result]]]) -> None:
