@@ -32,6 +32,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -123,7 +124,36 @@ def timed(call: Callable[[str], Any], queries: list[str]) -> dict[str, float]:
     return percentiles(times)
 
 
-def in_process(root: Path, queries: list[str], per_mode: int) -> dict[str, Any]:
+def concurrent_in_process(index: Any, queries: list[str], threads: int) -> dict[str, Any]:
+    """``threads`` threads searching (hybrid, k=10) through ``queries`` once: the search alone under concurrency."""
+    pending = iter(queries)
+    lock = threading.Lock()
+    times: list[float] = []
+    batches, answered = index._coalescer.batches, index._coalescer.queries
+
+    def worker() -> None:
+        while True:
+            with lock:
+                query = next(pending, None)
+            if query is None:
+                return
+            start = time.perf_counter()
+            index.search(query, k=10)
+            times.append((time.perf_counter() - start) * 1000)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    start = time.perf_counter()
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    wall = time.perf_counter() - start
+    ran = index._coalescer.batches - batches
+    return {"threads": threads, **percentiles(times), "searches_per_s": round(len(times) / wall, 1),
+            "mean_batch": round((index._coalescer.queries - answered) / ran, 1) if ran else None}
+
+
+def in_process(root: Path, queries: list[str], per_mode: int, threads: int) -> dict[str, Any]:
     from fieldtune.search import Index
     from fieldtune.search.retrieval import bm25_hits
 
@@ -159,6 +189,7 @@ def in_process(root: Path, queries: list[str], per_mode: int) -> dict[str, Any]:
         out["encode_then_bm25"] = timed(lambda q: (embedder.encode([q]), bm25_hits(state, [q], index.candidates)),
                                         overlap)
         out["encode_with_bm25_in_a_thread"] = timed(overlapped, overlap)
+    out["threads"] = concurrent_in_process(index, fresh() + fresh() + fresh(), threads)
     out["cache"] = index.query_cache.stats()
     out["precision"] = str(index._get_encoder().precision.value)
     return out
@@ -214,6 +245,14 @@ def to_markdown(result: dict[str, Any]) -> str:
               ("encode_with_bm25_in_a_thread", "encode with BM25 in a thread")]
     for key, text in labels:
         lines.append(f"| {text} | {local[key]['p50_ms']} | {local[key]['p95_ms']} | {local[key]['n']} |")
+    many_local = local["threads"]
+    lines += [
+        "",
+        "| in process, concurrent | p50 ms | p99 ms | searches/s | mean batch |",
+        "|---|---:|---:|---:|---:|",
+        f"| {many_local['threads']} threads, hybrid, {many_local['n']} searches | {many_local['p50_ms']} "
+        f"| {many_local['p99_ms']} | {many_local['searches_per_s']} | {many_local['mean_batch']} |",
+    ]
     one = http["one_client"]
     lines += [
         "",
@@ -237,12 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     build = ensure_index(args.index)
     queries = mixture_queries()
-    needed = 7 * args.per_mode + args.http_queries + args.requests
+    needed = 10 * args.per_mode + args.http_queries + args.requests
     if len(queries) < needed:
         raise SystemExit(f"{len(queries)} distinct queries; the settings need {needed}")
     manifest = json.loads((args.index / "index.json").read_text(encoding="utf-8"))
-    local = in_process(args.index, queries, args.per_mode)
-    http = over_http(args.index, queries[7 * args.per_mode :], args)
+    local = in_process(args.index, queries, args.per_mode, args.clients)
+    http = over_http(args.index, queries[10 * args.per_mode :], args)
     result = {
         "hardware": hardware(),
         "load_before": load_before,
