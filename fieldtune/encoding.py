@@ -123,7 +123,7 @@ class Encoder:
     def model(self) -> EncoderBackend:
         """The loaded backend (loaded on first use: loading a model takes seconds)."""
         if self._model is None:
-            self._settle_auto(0)  # loaded before any encode (for its dimension, say): int8 only if already made
+            self._settle_auto(0)  # loaded before any encode or prepare (for its dimension, say): fp32
             if self.precision is Precision.INT8:
                 self._model = self._int8_backend()
             if self._model is None:
@@ -143,23 +143,29 @@ class Encoder:
         """The int8 model, or None (precision set back to fp32) where there is none for this model.
 
         None for a model that is not a plain sentence-transformers one (an export
-        fixes its own numbers), for a query-side model's queries (its router is not
-        exported; its documents are its base's, in int8), and for a rejected one.
+        fixes its own numbers) and for a rejected one. A query-side model's int8
+        model is its query route's (its documents are its base's, in int8 too).
         """
         plain = self.backend_name == "sentence-transformers"
         query_side = plain and self.ref.kind != "hub" and shared_document_encoder(self.ref.location) is not None
-        location = int8_model(self.spec, self._weights_key(), cache_dir()) if plain and not query_side else None
+        location = None
+        if plain:
+            location = int8_model(self.spec, self._weights_key(), cache_dir(), route="query" if query_side else None)
         if location is None:
             self.precision = Precision.FP32
             return None
         return OpenVinoModel(location, threads=threads_for_idle_cores())
 
     def _settle_auto(self, count: int) -> None:
-        """auto on an int8 CPU: int8 when the model is already made or this encode is large enough to pay for it."""
+        """auto on an int8 CPU: int8 for a job of at least INT8_MIN_TEXTS texts, else fp32.
+
+        Decided by the job's size alone (not by whether an int8 model happens to exist),
+        so the same command gives the same numbers on a machine whatever ran before.
+        """
         if not self._int8_if_large:
             return
         self._int8_if_large = False
-        if self._model is None and count < INT8_MIN_TEXTS and not self._int8_made():
+        if self._model is None and count < INT8_MIN_TEXTS:
             self.precision = Precision.FP32
 
     def prepare(self, count: int) -> None:
@@ -170,11 +176,8 @@ class Encoder:
         """
         self._settle_auto(count)
         _ = self.model
-
-    def _int8_made(self) -> bool:
-        if self.backend_name != "sentence-transformers":
-            return False
-        return int8_model(self.spec, self._weights_key(), cache_dir(), make=False) is not None
+        if self.document_encoder() is not self:
+            self.document_encoder().prepare(count)
 
     @property
     def dimension(self) -> int:
@@ -209,7 +212,8 @@ class Encoder:
             self._documents = self
             base = None if self.ref.kind == "hub" else shared_document_encoder(self.ref.location)
             if base is not None:
-                self._documents = Encoder(base, precision=self.requested, batch_size=self.batch_size,
+                # the precision this model settled on, so its queries and documents agree
+                self._documents = Encoder(base, precision=self.precision, batch_size=self.batch_size,
                                           use_cache=self.use_cache, show_progress=self.show_progress)
                 logger.info("%s: documents are encoded by its base %s (same document route)", self.spec, base)
         return self._documents
@@ -218,9 +222,9 @@ class Encoder:
         """Unit-norm float32 embeddings of ``texts``; ``kind`` is ``"query"`` or ``"document"``."""
         if kind not in ("query", "document"):
             raise ValueError(f"kind must be 'query' or 'document', got {kind!r}")
+        self._settle_auto(len(texts))
         if kind == "document" and self.document_encoder() is not self:
             return self.document_encoder().encode(texts, kind=kind)
-        self._settle_auto(len(texts))
         if not self.use_cache:
             return self._encode(texts, kind)
         path = cache_dir() / "embeddings" / f"{self.fingerprint()}-{kind}-{texts_sha256(texts)[:24]}.npy"

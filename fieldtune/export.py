@@ -32,6 +32,7 @@ from typing import Any
 from fieldtune.errors import FieldtuneError, require_extra
 from fieldtune.models import BASE_RECORD, embedding_dimension, load_model, resolve_model
 from fieldtune.onnx_layout import ONNX_FILE, ONNX_RECORD, is_onnx_export
+from fieldtune.training.query_model import route_modules
 from fieldtune.workdir import atomic_write
 
 logger = logging.getLogger("fieldtune.export")
@@ -193,8 +194,11 @@ def _publish(staging: Path, out: Path, previous: set[str]) -> None:
         _replace_export(staging, out, previous)
 
 
-def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 17) -> Path:
+def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 17, route: str | None = None) -> Path:
     """Export ``model_spec`` to ``out`` and return it.
+
+    ``route`` exports one route of a query-side model (``"query"``: its trained query
+    encoder) as a plain model; its document route is its base's, exported from the base.
 
     ``out`` is new, empty, or an earlier export, whose files alone are
     replaced (see the module docstring); anything else fails before the
@@ -207,7 +211,7 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
     onnx = require_extra("onnx", "onnx")
     ref = resolve_model(model_spec)
     model = load_model(model_spec, device="cpu")
-    transformer, pooling, normalize, linear = _module_stack(model)
+    transformer, pooling, normalize, linear = _module_stack(route_modules(model, route) if route else model)
     tokenizer = _tokenizer_of(transformer)
     wrapped = _Pooled.make(transformer.auto_model.float().eval(), pooling, normalize, linear)
     sample = tokenizer(

@@ -81,7 +81,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def int8_model(spec: str, weights_key: str, root: Path, *, make: bool = True) -> Path | None:
+def int8_model(spec: str, weights_key: str, root: Path, *, make: bool = True, route: str | None = None) -> Path | None:
     """The directory of ``spec``'s int8 model under ``root`` (made now if needed), or None if rejected.
 
     With ``make=False`` a model not made yet is None too (nothing is made).
@@ -90,13 +90,13 @@ def int8_model(spec: str, weights_key: str, root: Path, *, make: bool = True) ->
     fingerprint). A model that cannot be exported (a query-side router, say) or
     that disagrees with fp32 is recorded as rejected; its callers use fp32.
     """
-    key = text_sha256(f"{weights_key}|{RECIPE}|{_calibration_source()}")[:24]
+    key = text_sha256(f"{weights_key}|{RECIPE}|{_calibration_source()}|{route or ''}")[:24]
     directory = root / "int8" / key
     if not make and not (directory / CHECK_FILE).is_file():
         return None
     with _locked(root / "int8" / f"{key}.lock"):
         if not (directory / CHECK_FILE).is_file():
-            _make(spec, directory, *_texts())
+            _make(spec, directory, *_texts(), route=route)
     verdict = json.loads((directory / CHECK_FILE).read_text(encoding="utf-8"))
     if not verdict["accepted"]:
         logger.info("%s: using fp32 (int8 rejected: %s)", spec, verdict["reason"])
@@ -104,15 +104,15 @@ def int8_model(spec: str, weights_key: str, root: Path, *, make: bool = True) ->
     return directory
 
 
-def _make(spec: str, directory: Path, calibration: list[str], check: list[str]) -> None:
+def _make(spec: str, directory: Path, calibration: list[str], check: list[str], route: str | None) -> None:
     logger.info("making an int8 model of %s for this CPU (once; about a minute)", spec)
     started = time.perf_counter()
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".int8-", dir=directory.parent))
-    verdict: dict[str, object] = {"source": spec, "recipe": RECIPE, "hardware": describe()}
+    verdict: dict[str, object] = {"source": spec, "route": route, "recipe": RECIPE, "hardware": describe()}
     try:
         try:
-            _quantize(spec, staging, calibration)
+            _quantize(spec, staging, calibration, route)
             mean_cos, min_cos = _agreement(staging, check)
         except Exception as error:  # noqa: BLE001 - export/NNCF/OpenVINO failures all mean "use fp32"
             verdict.update(accepted=False, reason=f"{type(error).__name__}: {error}")
@@ -151,14 +151,14 @@ class _Fp32Graph(GraphModel):
         return np.array(self.compiled(feed)[self.compiled.output(0)], dtype=np.float32)
 
 
-def _quantize(spec: str, staging: Path, calibration: list[str]) -> None:
+def _quantize(spec: str, staging: Path, calibration: list[str], route: str | None) -> None:
     import nncf
     import openvino as ov
 
     fp32 = staging / "fp32"
     with warnings.catch_warnings():  # the exporter's notes on opset details are not the user's business
         warnings.simplefilter("ignore")
-        export_onnx(spec, fp32)
+        export_onnx(spec, fp32, route=route)
     reference = _Fp32Graph(fp32)
     batches = [reference.feed(calibration[start : start + 8]) for start in range(0, len(calibration), 8)]
     model = ov.Core().read_model(str(fp32 / ONNX_FILE))

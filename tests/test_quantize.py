@@ -69,17 +69,36 @@ def test_int8_encoder_agrees_with_fp32_and_records_its_check(own_cache: Path) ->
 
 @pytest.mark.slow
 @needs_openvino
-def test_auto_uses_int8_once_made_and_small_jobs_do_not_make_it(own_cache: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_decides_by_the_job_size_alone(own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("fieldtune.encoding.supports_bf16", lambda: False)
-    made = Encoder("minilm", use_cache=False, show_progress=False)
-    made.encode(TEXTS, kind="query")
-    assert made.precision is Precision.INT8  # the previous test made it: auto takes it for any size
-    monkeypatch.setenv("FIELDTUNE_CACHE", str(tmp_path / "empty"))
     small = Encoder("minilm", use_cache=False, show_progress=False)
     small.encode(TEXTS, kind="query")
-    assert small.precision is Precision.FP32 and len(TEXTS) < INT8_MIN_TEXTS
-    assert not (tmp_path / "empty" / "int8").exists()
+    assert small.precision is Precision.FP32  # even though an int8 minilm exists here (the test above)
+    large = Encoder("minilm", use_cache=False, show_progress=False)
+    large.prepare(INT8_MIN_TEXTS)
+    assert large.precision is Precision.INT8
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_a_query_side_model_in_int8_uses_its_query_route_and_its_base_documents(
+        own_cache: Path, tmp_path: Path) -> None:
+    from fieldtune.training.query_side import train_query_side
+    from tests.test_query_side import CONFIG, DOCS, _examples
+
+    ids = list(DOCS)
+    base_docs = Encoder("minilm", precision="fp32", use_cache=False, show_progress=False).encode(
+        [DOCS[d] for d in ids], kind="document")
+    model = tmp_path / "query-side"
+    train_query_side(_examples(20, 0), dict(zip(ids, base_docs, strict=True)), model_dir=model, config=CONFIG,
+                     progress=False)
+    adapted = Encoder(str(model), precision="int8", use_cache=False, show_progress=False)
+    queries = adapted.encode(TEXTS, kind="query")
+    assert adapted.precision is Precision.INT8
+    fp32 = Encoder(str(model), precision="fp32", use_cache=False, show_progress=False).encode(TEXTS, kind="query")
+    assert (queries * fp32).sum(axis=1).mean() >= 0.99
+    base_int8 = Encoder("minilm", precision="int8", use_cache=False, show_progress=False)
+    np.testing.assert_array_equal(adapted.encode(TEXTS, kind="document"), base_int8.encode(TEXTS, kind="document"))
 
 
 @pytest.mark.slow
@@ -106,7 +125,8 @@ def test_a_rejected_int8_model_falls_back_to_fp32_and_is_not_remade(tmp_path: Pa
 @needs_openvino
 def test_a_damaged_int8_model_is_named(own_cache: Path, tmp_path: Path) -> None:
     Encoder("minilm", precision="int8", use_cache=False, show_progress=False).encode(TEXTS[:1], kind="query")
-    (made,) = [path for path in (own_cache / "int8").iterdir() if path.is_dir()]
+    (made,) = [path.parent for path in (own_cache / "int8").glob(f"*/{quantize.CHECK_FILE}")
+               if json.loads(path.read_text())["source"] == "minilm"]
     copy = tmp_path / "copy"
     copy.mkdir()
     for entry in made.iterdir():

@@ -108,6 +108,8 @@ def run_evaluation(model: str, data_dir: str | Path, baselines: Sequence[str] = 
     timings: dict[str, float] = {}
     for system in [under_test, *others]:
         tick = time.time()
+        if system is not under_test and isinstance(system, DenseSystem):
+            system.precision = Precision(under_test.precision_used)  # every model compared at one precision
         runs = system.runs(data, query_ids)
         timings[system.name] = round(time.time() - tick, 2)
         per_query[system.name] = {dim: per_query_scores(data.qrels, run, query_ids, DEFAULT_METRICS)
