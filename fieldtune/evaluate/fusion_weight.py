@@ -25,7 +25,7 @@ from fieldtune.search.fusion import DENSE_WEIGHT, Hits, weighted_scores
 #: Dense weights tried (0 = BM25 alone, 1 = dense alone).
 GRID = tuple(round(step / 10, 1) for step in range(11))
 #: Candidates each system contributes per query (as hybrid search does).
-DEPTH = 100
+CANDIDATE_DEPTH = 100
 
 
 def choose_dense_weight(model: str, dev_dir: Path,
@@ -41,7 +41,7 @@ def choose_dense_weight(model: str, dev_dir: Path,
     encoder.prepare(len(texts))
     dense = encoder.encode([data.queries[q] for q in query_ids], kind="query") @ encoder.encode(
         texts, kind="document").T
-    depth = min(DEPTH, len(doc_ids))
+    depth = min(CANDIDATE_DEPTH, len(doc_ids))
     lexical_ids, lexical_scores = BM25Index(texts).search([data.queries[q] for q in query_ids], k=depth)
     candidates = []
     for row in range(len(query_ids)):

@@ -26,11 +26,11 @@ logger = logging.getLogger("fieldtune.evaluate.pooled")
 
 #: Corpora up to this many documents are scored whole (the pool would not save enough to matter).
 POOL_THRESHOLD = 3000
-DEPTH = 50
+POOL_DEPTH = 50
 
 
 def pooled_dev_set(dev_dir: Path, out_dir: Path, base: str, precision: Precision | str = Precision.AUTO, *,
-                   depth: int = DEPTH, threshold: int = POOL_THRESHOLD) -> Path:
+                   depth: int = POOL_DEPTH, threshold: int = POOL_THRESHOLD) -> Path:
     """``dev_dir`` itself when its corpus is small; else the pooled copy written to ``out_dir``."""
     data = load_beir(dev_dir)
     if len(data.corpus) <= threshold:
