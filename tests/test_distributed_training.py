@@ -47,7 +47,9 @@ out = Path(sys.argv[2])
 pairs = {split: [Pair.from_dict(row) for row in data[split]] for split in ("train", "dev")}
 result = train(pairs["train"], pairs["dev"], data["chunks"], out_dir=out, config=TrainConfig(**data["config"]),
                progress=False)
-(out / f"rank-{rank()}.json").write_text(json.dumps({"steps": result.steps, "loss": result.best_eval_loss}))
+summary = {"steps": result.steps, "loss": result.best_eval_loss, "stopped": result.stopped_because.value,
+           "planned": result.config["planned_steps"]}
+(out / f"rank-{rank()}.json").write_text(json.dumps(summary))
 """
 
 
@@ -77,27 +79,11 @@ def _single(tmp_path: Path, seed: int):
 @pytest.mark.slow
 def test_two_process_torchrun_matches_one_process(tmp_path: Path) -> None:
     chunks, train_pairs, dev = _split()
-    config = {**OPTIONS, "batch_size": BATCH, "epochs": EPOCHS}
-    data = {
-        "chunks": chunks,
-        "train": [p.to_dict() for p in train_pairs],
-        "dev": [p.to_dict() for p in dev],
-        "config": config,
-    }
-    (tmp_path / "data.json").write_text(json.dumps(data))
-    (tmp_path / "worker.py").write_text(WORKER)
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
-         str(tmp_path / "worker.py"), str(tmp_path / "data.json"), str(out)],
-        env=env, capture_output=True, text=True, timeout=900, cwd=Path(__file__).resolve().parents[1],
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    ranks = _torchrun(tmp_path, out, chunks, train_pairs, dev, {**OPTIONS, "batch_size": BATCH, "epochs": EPOCHS})
 
     record = ModelRecord.read(out / "model")
     assert record is not None and record.config["world_size"] == WORLD
-    ranks = [json.loads((out / f"rank-{r}.json").read_text()) for r in range(WORLD)]
     assert ranks[0] == ranks[1]  # every rank stopped at the same step with the same (gathered) dev loss
 
     single, other_seed = _single(tmp_path, 0), _single(tmp_path, 1)
@@ -111,6 +97,35 @@ def test_two_process_torchrun_matches_one_process(tmp_path: Path) -> None:
     # processes differed by 0.07 of a 0.8 gain here, as hash-seeded orders of the data differ; two seeds by 0.01).
     noise = max(3 * abs(losses["single"] - losses["seed"]), (losses["base"] - losses["single"]) / 4)
     assert abs(losses["ddp"] - losses["single"]) <= noise, losses
+
+
+@pytest.mark.slow
+def test_the_time_budget_stops_every_rank_at_the_same_step(tmp_path: Path) -> None:
+    chunks, train_pairs, dev = _split()
+    budget_minutes = 0.75
+    out = tmp_path / "ddp"
+    ranks = _torchrun(tmp_path, out, chunks, train_pairs * 20, dev,  # ~170 steps: far beyond the budget
+                      {**OPTIONS, "batch_size": BATCH, "eval_every_steps": 10, "budget_minutes": budget_minutes})
+    assert ranks[0] == ranks[1]  # rank 0 decided for both: the same last step, the same best dev loss
+    assert ranks[0]["stopped"] == "budget" and 1 <= ranks[0]["steps"] < ranks[0]["planned"], ranks
+    assert ModelRecord.read(out / "model").seconds < budget_minutes * 60 + 10
+
+
+def _torchrun(tmp_path: Path, out: Path, chunks: dict[str, str], train_pairs: list[Pair], dev: list[Pair],
+              config: dict) -> list[dict]:
+    """Train in WORLD CPU processes under torchrun; every rank's summary (steps, dev loss, why it stopped)."""
+    data = {"chunks": chunks, "train": [p.to_dict() for p in train_pairs], "dev": [p.to_dict() for p in dev],
+            "config": config}
+    (tmp_path / "data.json").write_text(json.dumps(data))
+    (tmp_path / "worker.py").write_text(WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
+         str(tmp_path / "worker.py"), str(tmp_path / "data.json"), str(out)],
+        env=env, capture_output=True, text=True, timeout=900, cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return [json.loads((out / f"rank-{r}.json").read_text()) for r in range(WORLD)]
 
 
 def _dev_loss(model: str | Path, chunks: dict[str, str], dev: list[Pair]) -> float:
