@@ -201,6 +201,17 @@ def _training_arguments(
     )
 
 
+def distributed_eval_batch(dev_cols: Columns, batch_size: int) -> int:
+    """A dev batch each process can fill under DDP, where incomplete batches are dropped.
+
+    Batches hold no value twice (the no-duplicates sampler), so a dev set of a few
+    distinct anchors (a build's concept names, say) fills no batch of the training
+    size in each of N processes, and would leave no dev loss at all.
+    """
+    distinct = [len(set(map(str, values))) for name, values in dev_cols.as_dict().items() if name != "label" and values]
+    return max(1, min(batch_size, min(distinct, default=batch_size) // world_size()))
+
+
 def build_trainer(
     model: SentenceTransformer,
     loss: nn.Module,
@@ -227,6 +238,8 @@ def build_trainer(
         column: prompts[role] for column, role in roles.items() if role is not None and prompts[role]
     }
     args = _training_arguments(config, plan, hardware, column_prompts, output_dir)
+    if plan.has_dev and world_size() > 1:
+        args.per_device_eval_batch_size = distributed_eval_batch(dev_cols, plan.batch_size)
     early = None
     if plan.has_dev and config.early_stopping_patience > 0:
         early = EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)
