@@ -248,7 +248,7 @@ def index_command(
         "password is never recorded: searches take it from PGPASSWORD, ~/.pgpass or $FIELDTUNE_PG_DSN.",
     )] = None,
     ray: Annotated[str | None, typer.Option(
-        "--ray", metavar="local|ADDRESS", help="Encode the corpus on Ray Data (pip install 'fieldtune[ray]'): "
+        "--ray", metavar="local|ADDRESS", help="Encode the corpus on Ray Data (extra: ray): "
         "'local' starts Ray here, else a cluster's address (ray://head:10001); one GPU per actor where it has GPUs.",
     )] = None,
     ray_workers: Annotated[int | None, typer.Option(
