@@ -112,3 +112,15 @@ def test_ray_options_without_ray_are_refused(tmp_path, capsys, monkeypatch):
 def test_workers_below_one_are_refused():
     with pytest.raises(ray_backend.RayEncodingError, match="at least 1"):
         ray_backend.configure(ray_backend.RaySettings(workers=0))
+
+
+def test_an_unreachable_cluster_is_an_error_naming_it(tmp_path, capsys, monkeypatch):
+    # Ray itself retries an unreachable cluster for minutes; nothing listens on port 1
+    corpus = write_beir_dir(tmp_path / "tiny")
+    code, _, err = run_cli(
+        ["index", "--corpus", str(corpus), "--out", str(tmp_path / "x"), "--precision", "fp32",
+         "--ray", "127.0.0.1:1"], capsys, monkeypatch)
+    assert code == 2
+    assert "no Ray cluster answers at 127.0.0.1:1" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+    assert not ray.is_initialized()

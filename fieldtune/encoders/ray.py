@@ -34,7 +34,7 @@ import numpy as np
 from fieldtune.encoders.sentence_transformers import SentenceTransformersBackend
 from fieldtune.encoders.sentence_transformers import load as load_local
 from fieldtune.errors import FieldtuneError, require_extra
-from fieldtune.models import ModelRef
+from fieldtune.models import ModelRef, host_reachable
 
 logger = logging.getLogger("fieldtune.encoders.ray")
 
@@ -89,6 +89,8 @@ def start(settings: RaySettings) -> Any:
     ray = require_extra("ray", RAY_EXTRA)
     if ray.is_initialized():
         return ray
+    if settings.address:
+        check_reachable(settings.address)
     try:
         if settings.address:
             ray.init(address=settings.address, log_to_driver=False)
@@ -228,6 +230,23 @@ def read_shards(directory: Path) -> tuple[list[str], np.ndarray]:
     width = column.type.list_size
     vectors = column.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, width)
     return [str(value) for value in table.column("chunk_id").to_pylist()], vectors
+
+
+#: seconds to wait for a cluster's port to answer before saying it does not (Ray itself retries for minutes)
+CONNECT_TIMEOUT = 10.0
+
+
+def check_reachable(address: str) -> None:
+    """Fail at once, naming the address, when nothing answers at a cluster's ``host:port``."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    if not host_reachable(host, int(port), timeout=CONNECT_TIMEOUT):
+        raise RayEncodingError(
+            f"no Ray cluster answers at {address} (nothing listening on {host}:{port} within {CONNECT_TIMEOUT:g}s); "
+            "start one with `ray start --head`, or use --ray local"
+        )
 
 
 def handles(ref: ModelRef) -> bool:
