@@ -21,6 +21,7 @@ from fieldtune.stages.artifacts import EVAL, MODEL, ArtifactCache, Artifacts, co
 from fieldtune.stages.base import Stage, StageContext, guard_reads
 from fieldtune.stages.ingest import CorpusTooSmallError
 from fieldtune.stages.registry import STAGES, stages_until
+from fieldtune.training.distributed import world_size
 from fieldtune.workdir import StageResult, WorkDir
 
 logger = logging.getLogger("fieldtune.build")
@@ -81,6 +82,11 @@ def run_build(corpus: str | Path, out: str | Path, config: BuildConfig | None = 
               until: str = "card") -> BuildResult:
     """Run every stage up to ``until`` (inclusive); return what was built and the evaluations."""
     config = config or BuildConfig()
+    if world_size() > 1:  # every rank would run every stage into one work directory
+        raise BuildConfigError(
+            f"fieldtune build runs in one process ({world_size()} were started): run `fieldtune mine CORPUS --out DIR` "
+            "once, then `torchrun --nproc_per_node=N -m fieldtune train CORPUS --out DIR` (README: Beyond one machine)"
+        )
     plan = [stage for stage in stages_until(until) if stage.enabled(config)]
     if not plan or plan[-1].name != until:
         raise BuildConfigError(

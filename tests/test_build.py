@@ -109,3 +109,14 @@ def test_budget_too_short_for_one_step(tmp_path: Path) -> None:
             BuildConfig(budget_minutes=0.0005, train_overrides={"max_seq_length": 48, "batch_size": 8}),
         )
     assert (tmp_path / "out" / "mined" / "train.jsonl").exists()
+
+
+def test_build_refuses_to_run_in_several_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun every rank would run every stage into one work directory: the message gives the recipe."""
+    from fieldtune.build import run_build
+    from fieldtune.config import BuildConfigError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(BuildConfigError, match="torchrun --nproc_per_node=N -m fieldtune train"):
+        run_build(tmp_path / "corpus.jsonl", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -3,7 +3,7 @@
 A backend is any object with the :class:`EncoderBackend` methods. The
 :class:`~fieldtune.encoding.Encoder` in front of it applies what every backend
 shares (unit norm, float32, the embedding cache), so a backend only runs the
-model. Three exist today, one module each:
+model. Four exist today, one module each:
 
 - ``onnx`` (:mod:`fieldtune.encoders.onnx`): a directory written by
   ``fieldtune export --onnx``, run on onnxruntime;
@@ -17,9 +17,12 @@ model. Three exist today, one module each:
 first registered backend whose ``handles`` accepts the model (so specialised
 backends are registered before the catch-all sentence-transformers one).
 
-Adding a backend (a Ray one, say)
----------------------------------
-Write ``fieldtune/encoders/ray.py`` with a class that has the
+- ``ray`` (:mod:`fieldtune.encoders.ray`): documents encoded by a pool of Ray
+  Data actors (``fieldtune index --ray local|ADDRESS``), chosen by name.
+
+Adding a backend (the Ray one is an example)
+--------------------------------------------
+Write ``fieldtune/encoders/<name>.py`` (as ``ray.py`` is) with a class that has the
 :class:`EncoderBackend` methods (``encode_query`` / ``encode_document`` sending
 batches to Ray workers) and two functions, as the other backend modules have:
 ``handles(ref)`` (``False``: Ray is chosen by name, ``Encoder(...,
