@@ -11,14 +11,13 @@ model. Four exist today, one module each:
   this CPU by :mod:`fieldtune.quantize` (what ``--precision int8``, and
   ``auto`` on CPUs without native bf16, encode with);
 - ``sentence-transformers`` (:mod:`fieldtune.encoders.sentence_transformers`):
-  any other model, loaded by sentence-transformers (bf16 weights where asked).
+  any other model, loaded by sentence-transformers (bf16 weights where asked);
+- ``ray`` (:mod:`fieldtune.encoders.ray`): documents encoded by a pool of Ray
+  Data actors (``fieldtune index --ray local|ADDRESS``), chosen by name.
 
 :func:`backend_for` picks one for a model: a name the caller gives, or else the
 first registered backend whose ``handles`` accepts the model (so specialised
 backends are registered before the catch-all sentence-transformers one).
-
-- ``ray`` (:mod:`fieldtune.encoders.ray`): documents encoded by a pool of Ray
-  Data actors (``fieldtune index --ray local|ADDRESS``), chosen by name.
 
 Adding a backend (the Ray one is an example)
 --------------------------------------------
