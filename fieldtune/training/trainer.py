@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fieldtune.hardware import threads_for_busy_cpu, torch_threads, warn_if_cpu_busy
+from fieldtune.hardware import cpu_count, threads_for_busy_cpu, torch_threads, warn_if_cpu_busy
 from fieldtune.models import embedding_dimension, load_model
 from fieldtune.training import artifacts
 from fieldtune.training.callbacks import BudgetCallback, ProgressCallback, SpentTimeCallback, format_seconds
@@ -114,7 +114,10 @@ def train(
     hardware = resolve_hardware(config)
     threads = config.num_threads
     if hardware.device == "cpu":
-        threads = threads or max(1, threads_for_busy_cpu() // world_size())  # processes share the cores
+        if not threads:
+            busy = threads_for_busy_cpu()  # None: the cores are idle, torch's default
+            # processes launched together share the cores
+            threads = max(1, (busy or cpu_count()) // world_size()) if world_size() > 1 else busy
         warn_if_cpu_busy(threads)
     artifacts.remove_stale(out_dir / MODEL_DIR)
     with quiet_libraries(), torch_threads(threads):
