@@ -212,8 +212,10 @@ class Encoder:
             self._documents = self
             base = None if self.ref.kind == "hub" else shared_document_encoder(self.ref.location)
             if base is not None:
-                # the precision this model settled on, so its queries and documents agree
-                self._documents = Encoder(base, precision=self.precision, batch_size=self.batch_size,
+                # the precision this model settled on, so its queries and documents agree (not settled yet:
+                # what was asked, which the base settles for its own job, as this model would)
+                precision = self.requested if self._int8_if_large else self.precision
+                self._documents = Encoder(base, precision=precision, batch_size=self.batch_size,
                                           use_cache=self.use_cache, show_progress=self.show_progress)
                 logger.info("%s: documents are encoded by its base %s (same document route)", self.spec, base)
         return self._documents
