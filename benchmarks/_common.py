@@ -56,3 +56,13 @@ def beir_sets_with_qrels(split: str = "test") -> list[Path]:
     return sorted(
         p for p in SHARED_DATA.iterdir() if (p / "qrels" / f"{split}.tsv").is_file() and (p / "corpus.jsonl").is_file()
     )
+
+
+def write_results(out: Path, payload: dict[str, Any], markdown: str) -> None:
+    """``out``.json (the payload) and ``out``.md (the table a README quotes), each written atomically."""
+    from fieldtune.workdir import atomic_write, write_json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out.with_suffix(".json"), payload)
+    with atomic_write(out.with_suffix(".md")) as handle:
+        handle.write(markdown)

@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, SHARED_DATA, hardware, hardware_line  # noqa: E402
+from _common import RESULTS, SHARED_DATA, hardware, hardware_line, write_results  # noqa: E402
 
-from fieldtune.workdir import atomic_write, read_jsonl, write_json  # noqa: E402
+from fieldtune.workdir import read_jsonl  # noqa: E402
 
 
 def one_corpus_encode(chunks: Path, cache: Path) -> tuple[float, str]:
@@ -89,9 +89,7 @@ def main() -> None:
                "stages": stages, "wall_seconds": round(wall, 1), "encode_seconds": round(encode, 1),
                "precision": precision, "bound_seconds": round(budget * 60 + 2 * encode + 90, 1),
                "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()]}
-    write_json(args.out.with_suffix(".json"), payload)
-    with atomic_write(args.out.with_suffix(".md")) as handle:
-        handle.write(markdown(payload))
+    write_results(args.out, payload, markdown(payload))
     print(markdown(payload))
 
 

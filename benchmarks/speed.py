@@ -30,13 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, SHARED_DATA, hardware, hardware_line  # noqa: E402
+from _common import RESULTS, SHARED_DATA, hardware, hardware_line, write_results  # noqa: E402
 
 from fieldtune.encoding import Encoder, auto_precision, document_text, normalize  # noqa: E402
 from fieldtune.evaluate.beir import load_beir  # noqa: E402
 from fieldtune.evaluate.metrics import mean_scores, per_query_scores  # noqa: E402
 from fieldtune.evaluate.systems import self_hits, top_k_run  # noqa: E402
-from fieldtune.workdir import atomic_write, write_json  # noqa: E402
 
 BATCH = 32
 
@@ -212,10 +211,7 @@ def main() -> None:
     payload = {"hardware": hardware(), "auto_precision": auto_precision().value, "passages": len(docs),
                "queries": len(query_ids), "paths": rows, "training": training, "load_start": load_start,
                "load_end": _load_avg(), "seconds": round(time.time() - started, 1)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.out.with_suffix(".json"), payload)
-    with atomic_write(args.out.with_suffix(".md")) as handle:
-        handle.write(markdown(payload))
+    write_results(args.out, payload, markdown(payload))
     print(markdown(payload))
 
 
