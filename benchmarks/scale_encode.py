@@ -33,12 +33,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, SHARED_DATA, hardware, hardware_line  # noqa: E402
+from _common import RESULTS, SHARED_DATA, hardware, hardware_line, write_results  # noqa: E402
 
 from fieldtune.encoders import ray as ray_backend  # noqa: E402
 from fieldtune.encoding import Encoder, document_text  # noqa: E402
 from fieldtune.hardware import torch_threads  # noqa: E402
-from fieldtune.workdir import atomic_write, write_json  # noqa: E402
 
 logger = logging.getLogger("bench")
 MODEL, PRECISION = "minilm", "fp32"
@@ -156,9 +155,7 @@ def main() -> None:
         "speedup_wall": round(one["wall_s"] / two["wall_s"], 2), "seconds": round(time.perf_counter() - started, 1),
         "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()], "notes": args.note,
     }
-    write_json(Path(args.out + ".json"), payload)
-    with atomic_write(Path(args.out + ".md")) as handle:
-        handle.write(markdown(payload))
+    write_results(Path(args.out), payload, markdown(payload))
     print(markdown(payload))
 
 
