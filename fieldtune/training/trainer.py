@@ -253,7 +253,9 @@ class _Run:
             config={
                 **config.to_dict(),
                 "eval_every_steps": plan.eval_every,
-                "planned_steps": trainer.args.max_steps,
+                # the data's plan (epochs x batches), as in query-side records; a time budget may fit fewer
+                "planned_steps": plan.max_steps,
+                "scheduled_steps": trainer.args.max_steps,
                 "inference_max_seq_length": inference_max_length,
                 # processes that trained together (each with batch_size; in-batch negatives gathered across them)
                 "world_size": world_size(),
