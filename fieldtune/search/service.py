@@ -5,6 +5,8 @@ Routes (see ``/openapi.json``; ``/docs`` renders it):
 * ``GET /search?q=&k=&mode=&dim=&chunks=&filter=`` -> ``{query, mode, dim, k, took_ms, results}``
   (``filter=year>=2020``, repeatable: metadata filters applied before ranking, 400 if bad);
 * ``GET /documents/{id}`` -> ``{id, title, text, metadata}`` (404 for an unknown id);
+* ``POST /documents``, ``DELETE /documents/{id}``, ``POST /documents/delete`` -> add and delete documents,
+  only on a server with an API key (403 without one; :mod:`fieldtune.search.documents_routes`);
 * ``GET /concepts?q=&k=`` and ``GET /concepts/{id}`` -> the concept graph behind the index
   (:mod:`fieldtune.search.concepts_routes`; 404 when it has none);
 * ``GET /health`` -> ``{status, auth_required, defaults, limits, index: Index.info()}``
@@ -47,6 +49,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fieldtune.search.concepts_routes import router as concepts_router
+from fieldtune.search.documents_routes import router as documents_router
 from fieldtune.search.guards import (
     LOOPBACK_HOSTS,
     ApiKeyMiddleware,
@@ -149,6 +152,7 @@ def create_app(
     app.state.service = Service(index, api_key or None, max_query_chars, query_log)
     app.include_router(router)
     app.include_router(concepts_router)
+    app.include_router(documents_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_error_handlers(app)
     # Starlette runs the middleware added last first: URL length, then Host, then the key.
@@ -170,7 +174,8 @@ def _version() -> str:
     return __version__
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
+    """The app's :class:`Service` (``async``: FastAPI would run a plain function in its threadpool)."""
     return request.app.state.service
 
 
@@ -195,7 +200,7 @@ def search(
         Query(description="Metadata filter FIELD OP VALUE (=, !=, <, <=, >, >=, in), applied before ranking; "
               "repeat for several.", examples=["year>=2020"]),
     ] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     index = service.index
     query = _check_query(service, q)
     search_mode = _check_mode(service, mode)
@@ -208,14 +213,15 @@ def search(
     start = time.perf_counter()
     results = index.search(query, k=k, mode=search_mode, dim=dim, documents=not chunks, filters=filter)
     took_ms = (time.perf_counter() - start) * 1000
-    return {
+    # A response, not a dict: FastAPI would validate and re-encode the dict (in another threadpool hop).
+    return JSONResponse({
         "query": query,
         "mode": search_mode.value,
         "dim": index.dims[0] if dim is None else dim,
         "k": k,
         "took_ms": round(took_ms, 3),
         "results": [result.to_dict() for result in results],
-    }
+    })
 
 
 @router.get("/documents/{doc_id:path}", summary="One full document")
