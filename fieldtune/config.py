@@ -16,6 +16,7 @@ from fieldtune.encoding import Precision
 from fieldtune.errors import FieldtuneError
 from fieldtune.gate import GateConfig
 from fieldtune.ingest import OnError
+from fieldtune.llm.client import LLMEndpoint
 from fieldtune.mining import MiningConfig
 from fieldtune.models import DEFAULT_MODEL
 from fieldtune.pairs import PairConfig
@@ -75,6 +76,9 @@ class BuildConfig:
     pseudo_queries: tuple[str, ...] = ()
     #: at most this many pseudo-queries in all (each source's share spread over the documents)
     pseudo_query_cap: int = 3000
+    #: an OpenAI-compatible LLM (``--llm-url``/``--llm-model``) for the llm concept extractor and pseudo-query source;
+    #: written into ``concepts.llm`` like the seed
+    llm: LLMEndpoint | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -86,6 +90,8 @@ class BuildConfig:
             nested = getattr(self, name)
             if nested.seed != self.seed:
                 object.__setattr__(self, name, replace(nested, seed=self.seed))
+        if self.llm is not None and self.concepts.llm != self.llm:
+            object.__setattr__(self, "concepts", replace(self.concepts, llm=self.llm))
         blocked = {"base", "budget_minutes", "seed"} & (set(self.train_overrides) | set(self.query_side_overrides))
         if blocked:
             raise BuildConfigError(f"set {', '.join(sorted(blocked))} on BuildConfig itself, not in train_overrides")
@@ -115,6 +121,9 @@ class BuildConfig:
                 raise BuildConfigError(PSEUDO_QUERY_SOURCES.unknown_message(name))
         if self.pseudo_query_cap < 1:
             raise BuildConfigError(f"pseudo_query_cap must be at least 1; got {self.pseudo_query_cap}")
+        if "llm" in self.pseudo_queries and self.llm is None:
+            raise BuildConfigError("the llm pseudo-query source needs an LLM endpoint: give --llm-url URL and "
+                                   "--llm-model NAME (an OpenAI-compatible server, e.g. llama.cpp's)")
 
     def has_supervision(self) -> bool:
         """Whether the user gave queries or labels; pseudo-queries are not (their dev share is pseudo too)."""
@@ -125,7 +134,7 @@ class BuildConfig:
         return self.has_supervision() or bool(self.pseudo_queries)
 
     def pseudo_query_config(self) -> PseudoQueryConfig:
-        return PseudoQueryConfig(sources=self.pseudo_queries, cap=self.pseudo_query_cap, seed=self.seed)
+        return PseudoQueryConfig(sources=self.pseudo_queries, cap=self.pseudo_query_cap, seed=self.seed, llm=self.llm)
 
     def training_mode(self) -> TrainingMode:
         if self.mode is TrainingMode.AUTO:

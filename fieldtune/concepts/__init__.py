@@ -28,6 +28,7 @@ from fieldtune.concepts.graph import (
     build_graph,
     read_graph,
 )
+from fieldtune.concepts.llm import LLMExtractor
 from fieldtune.concepts.statistical import StatisticalExtractor
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "ConceptExtractor",
     "ConceptGraph",
     "ExtractionCache",
+    "LLMExtractor",
     "NoConceptsError",
     "StatisticalExtractor",
     "TermCandidate",

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fieldtune.errors import FieldtuneError
+from fieldtune.llm.client import LLMEndpoint
 
 
 class NoConceptsError(FieldtuneError):
@@ -48,6 +49,9 @@ class ConceptConfig:
     max_central_fallback: int = 3
     description_words: int = 40
     batch_size: int = 256
+    #: the registered extractor (``statistical``; ``llm`` reads concepts with the model at ``llm``)
+    extractor: str = "statistical"
+    llm: LLMEndpoint | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad parameter."""
@@ -69,7 +73,13 @@ class ConceptConfig:
             ),
             (self.description_words >= 5, "description_words must be at least 5"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
+            (
+                self.extractor != "llm" or self.llm is not None,
+                "the llm concept extractor needs an endpoint: give --llm-url URL and --llm-model NAME",
+            ),
         ]
+        if self.llm is not None:
+            self.llm.validate()
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"{message} (ConceptConfig: {self})")

@@ -13,6 +13,9 @@
   "Y is a special case of X", "X, a special case of Y", "X extends Y", "X is
   an extension of Y", ...). Source generalizes/extends target. Weight: the
   number of distinct supporting sentences; evidence: the first of them.
+- the same types stated by an extractor (an LLM's, :func:`stated_edges`):
+  weight the number of chunks stating it, evidence naming the first chunk.
+  Where a sentence of the corpus states the same edge, the sentence's edge is kept.
 
 Symmetric edges (cooccurs, similar) are stored once, source id < target id.
 There are no self-loops and no duplicate (source, target, type) triples.
@@ -28,6 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fieldtune.concepts.config import ConceptConfig
+from fieldtune.concepts.extractors import StatedRelation
 from fieldtune.concepts.occurrences import Occurrences
 from fieldtune.concepts.text import (
     Mention,
@@ -36,6 +40,7 @@ from fieldtune.concepts.text import (
     maximal,
     sentence_spans,
     span_index,
+    surface_key,
     truncate_words,
 )
 from fieldtune.types import Chunk, Concept, ConceptEdge, EdgeType
@@ -211,6 +216,27 @@ def relation_edges(
     return edges
 
 
+def stated_edges(concepts: Sequence[Concept], relations: Sequence[StatedRelation]) -> list[ConceptEdge]:
+    """Edges for the relations an extractor stated between two of ``concepts`` (by any spelling or alias)."""
+    by_key: dict[str, str] = {}
+    for concept in concepts:
+        for spelling in (concept.name, *concept.aliases):
+            by_key.setdefault(surface_key(spelling), concept.id)
+    support: dict[tuple[str, str, EdgeType], list[str]] = defaultdict(list)
+    for relation in relations:
+        source, target = by_key.get(surface_key(relation.source)), by_key.get(surface_key(relation.target))
+        if source and target and source != target:
+            chunks = support[(source, target, relation.type)]
+            if relation.chunk_id not in chunks:
+                chunks.append(relation.chunk_id)
+    return [
+        ConceptEdge(source, target, edge_type, float(len(chunks)),
+                    f"stated by the extractor in {len(chunks)} chunk(s), first {chunks[0]}")
+        for (source, target, edge_type), chunks in sorted(support.items(), key=lambda item: (
+            item[0][0], item[0][1], item[0][2].value))
+    ]
+
+
 def build_edges(
     chunks: Sequence[Chunk],
     concepts: Sequence[Concept],
@@ -218,11 +244,13 @@ def build_edges(
     vectors: np.ndarray,
     n_docs: int,
     config: ConceptConfig,
+    stated: Sequence[ConceptEdge] = (),
 ) -> list[ConceptEdge]:
-    """All edges, deduplicated, ordered by type then source then target."""
+    """All edges, deduplicated, ordered by type then source then target (``stated``: :func:`stated_edges`)."""
     edges = [
         *cooccurrence_edges(concepts, n_docs, config),
         *similarity_edges(concepts, vectors, config),
+        *stated,
         *relation_edges(chunks, concepts, occurrences),
     ]
     unique = {(e.source, e.target, e.type): e for e in edges if e.source != e.target}

@@ -38,14 +38,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from fieldtune.concepts.config import ConceptConfig
 from fieldtune.errors import FieldtuneError
 from fieldtune.registry import Registry
-from fieldtune.types import Chunk
+from fieldtune.types import Chunk, EdgeType
 
 logger = logging.getLogger("fieldtune.concepts")
 
@@ -78,6 +78,34 @@ class ConceptExtractor(Protocol):
         cache: ExtractionCache | None = None,
         progress: bool = True,
     ) -> list[TermCandidate]: ...
+
+
+@dataclass(frozen=True)
+class StatedRelation:
+    """A typed relation an extractor read in one chunk, between two surface forms (source relation target)."""
+
+    source: str
+    target: str
+    type: EdgeType
+    chunk_id: str
+
+
+@dataclass
+class StatedFacts:
+    """What an extractor states beyond terms: relations, a kind per surface form (case-folded), and counts."""
+
+    relations: list[StatedRelation] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class StatingExtractor(ConceptExtractor, Protocol):
+    """An extractor that also states relations and kinds (an LLM's): :func:`build_graph` adds them to the graph."""
+
+    def stated(self) -> StatedFacts:
+        """The relations, kinds and counts of the chunks of the last :meth:`extract` call."""
+        ...
 
 
 class UnknownExtractorError(FieldtuneError):

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fieldtune.concepts.config import ConceptConfig, NoConceptsError
-from fieldtune.concepts.edges import build_edges
-from fieldtune.concepts.extractors import ExtractionCache, get_extractor
+from fieldtune.concepts.edges import build_edges, stated_edges
+from fieldtune.concepts.extractors import ExtractionCache, StatedFacts, StatingExtractor, get_extractor
 from fieldtune.concepts.occurrences import build_concepts, find_occurrences
 from fieldtune.concepts.terms import Term, group_candidates, merge_near_duplicates, score_terms
 from fieldtune.encoding import Encoder
@@ -63,12 +63,18 @@ def _networkx() -> Any:
 
 @dataclass
 class ConceptGraph:
-    """Concepts (best first), typed edges between them, and how they were found."""
+    """Concepts (best first), typed edges between them, and how they were found.
+
+    ``kinds`` maps a concept id to the kind an extractor stated for it (the LLM
+    extractor's "method", "object", ...); empty for the statistical extractor,
+    and then absent from ``graph.json``.
+    """
 
     concepts: list[Concept]
     edges: list[ConceptEdge]
     stats: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
 
     def by_id(self) -> dict[str, Concept]:
         return {concept.id: concept for concept in self.concepts}
@@ -81,6 +87,7 @@ class ConceptGraph:
             "stats": self.stats,
             "concepts": [concept.to_dict() for concept in self.concepts],
             "edges": [edge.to_dict() for edge in self.edges],
+            **({"kinds": self.kinds} if self.kinds else {}),
         }
 
     def to_json(self) -> str:
@@ -93,6 +100,7 @@ class ConceptGraph:
             edges=[ConceptEdge.from_dict(item) for item in data["edges"]],
             stats=dict(data.get("stats") or {}),
             config=dict(data.get("config") or {}),
+            kinds={str(k): str(v) for k, v in (data.get("kinds") or {}).items()},
         )
 
     def to_networkx(self) -> nx.MultiDiGraph:
@@ -107,6 +115,7 @@ class ConceptGraph:
                 aliases="|".join(concept.aliases),
                 n_docs=len(concept.doc_ids),
                 n_chunks=len(concept.chunk_ids),
+                **({"kind": self.kinds.get(concept.id, "")} if self.kinds else {}),
             )
         for edge in self.edges:
             graph.add_edge(
@@ -181,10 +190,12 @@ def _select_terms(
     progress: bool,
     clock: _Clock,
     stats: dict[str, Any],
-) -> tuple[list[Term], np.ndarray]:
-    """Extract, score and merge: the concept terms, best first, and their name embeddings."""
+) -> tuple[list[Term], np.ndarray, StatedFacts | None]:
+    """Extract, score and merge: the concept terms, best first, their name embeddings, and what was stated."""
     cache = ExtractionCache(Path(cache_dir) / EXTRACTION_CACHE) if cache_dir is not None else None
-    candidates = get_extractor(extractor, config).extract(chunks, cache=cache, progress=progress)
+    chosen = get_extractor(extractor, config)
+    candidates = chosen.extract(chunks, cache=cache, progress=progress)
+    stated = chosen.stated() if isinstance(chosen, StatingExtractor) else None
     groups = group_candidates(candidates, chunks)
     logger.info(
         "concepts: %d candidates, %d distinct terms (%.1fs)",
@@ -219,34 +230,51 @@ def _select_terms(
         len(final),
         clock.lap("score_merge"),
     )
-    return final, vectors[rows[: len(final)]]
+    return final, vectors[rows[: len(final)]], stated
+
+
+def _kinds(concepts: Sequence[Concept], kinds: dict[str, str]) -> dict[str, str]:
+    """Concept id -> the kind stated for its name or, failing that, for one of its aliases."""
+    found = {}
+    for concept in concepts:
+        for spelling in (concept.name, *concept.aliases):
+            kind = kinds.get(spelling.casefold())
+            if kind:
+                found[concept.id] = kind
+                break
+    return found
 
 
 def build_graph(
     chunks: Sequence[Chunk],
     *,
     config: ConceptConfig | None = None,
-    extractor: str = "statistical",
+    extractor: str | None = None,
     model: str = "minilm",
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> ConceptGraph:
     """Find the field's concepts in ``chunks`` and link them (see the module docstring).
 
-    ``extractor`` names a registered extractor, ``model`` the embedding model
-    for name similarity (merging, ``similar`` edges). With ``cache_dir``,
+    ``extractor`` names a registered extractor (default: ``config.extractor``),
+    ``model`` the embedding model for name similarity (merging, ``similar``
+    edges). An extractor that states relations and kinds (the LLM's) adds
+    them: its relations between two of the graph's concepts become typed
+    edges, its kinds :attr:`ConceptGraph.kinds` (tallied in ``stats["kinds"]``),
+    its counts of kept, repaired and dropped output ``stats["extractor"]``. With ``cache_dir``,
     extraction results are cached there and an interrupted run resumes.
     Raises :class:`NoConceptsError` when nothing recurs across documents.
     """
     config = config or ConceptConfig()
     config.validate()
+    extractor = extractor or config.extractor
     chunks = list(chunks)
     n_docs = len({chunk.doc_id for chunk in chunks})
     clock = _Clock()
     stats: dict[str, Any] = {"chunks": len(chunks), "documents": n_docs}
     if not chunks:
         raise NoConceptsError(0, 0, 0, config.min_df)
-    terms, vectors = _select_terms(
+    terms, vectors, stated = _select_terms(
         chunks, n_docs, config, extractor, model, cache_dir, progress, clock, stats
     )
     occurrences = find_occurrences(chunks, terms, _max_tokens(terms))
@@ -259,7 +287,11 @@ def build_graph(
         len(concepts),
         clock.lap("occurrences"),
     )
-    edges = build_edges(chunks, concepts, occurrences, vectors, n_docs, config)
+    edges = build_edges(chunks, concepts, occurrences, vectors, n_docs, config,
+                        stated=stated_edges(concepts, stated.relations) if stated else ())
+    kinds = _kinds(concepts, stated.kinds) if stated is not None else {}
+    if stated is not None:
+        stats.update(kinds=dict(Counter(kinds.values()).most_common()), extractor=stated.counts)
     by_type = Counter(edge.type.value for edge in edges)
     stats.update(
         concepts=len(concepts),
@@ -273,5 +305,5 @@ def build_graph(
         sum(clock.seconds.values()),
     )
     return ConceptGraph(
-        concepts, edges, stats, {**config.to_dict(), "extractor": extractor, "model": model}
+        concepts, edges, stats, {**config.to_dict(), "extractor": extractor, "model": model}, kinds
     )

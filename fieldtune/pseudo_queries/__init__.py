@@ -9,6 +9,8 @@ sources that make them from the corpus, one module per source:
 - :mod:`.sentences`: inverse cloze, one sentence per chunk, its document excluded
   from the teacher's candidates (:func:`drop_source_documents`);
 - :mod:`.keyphrases`: a chunk's top concept names joined.
+- :mod:`.llm`: queries a model behind an OpenAI-compatible endpoint writes for each chunk
+  (``--llm-url``; few-shot, cached).
 
 :func:`pseudo_queries` runs the chosen sources and caps the result per source
 and in total, spread over documents by a seeded order (:mod:`.select`).

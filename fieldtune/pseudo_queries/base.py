@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from fieldtune.llm.client import LLMEndpoint
 from fieldtune.pairs.base import ConceptGraphLike
 from fieldtune.types import Chunk, PseudoQuery
 
@@ -38,6 +39,14 @@ class PseudoQueryConfig:
     #: keyphrases: the chunk's best concepts by score, joined; fewer than the minimum is a concept name already
     min_keyphrase_concepts: int = 2
     max_keyphrase_concepts: int = 3
+    #: llm: the endpoint (``--llm-url``/``--llm-model``), queries kept per chunk, tokens per answer, query length
+    llm: LLMEndpoint | None = None
+    llm_queries_per_chunk: int = 3
+    llm_max_tokens: int = 96
+    min_llm_query_words: int = 2
+    max_llm_query_words: int = 20
+    #: llm: the answer cache (JSONL); None = the user cache (``FIELDTUNE_CACHE``)
+    llm_cache: str | None = None
 
     def validate(self) -> None:
         if self.cap < 1:
@@ -48,6 +57,12 @@ class PseudoQueryConfig:
             raise ValueError("min_sentence_words must be at least 1 and at most max_sentence_words")
         if not 1 <= self.min_keyphrase_concepts <= self.max_keyphrase_concepts:
             raise ValueError("min_keyphrase_concepts must be at least 1 and at most max_keyphrase_concepts")
+        if self.llm_queries_per_chunk < 1 or self.llm_max_tokens < 8:
+            raise ValueError("llm_queries_per_chunk must be at least 1 and llm_max_tokens at least 8")
+        if not 1 <= self.min_llm_query_words <= self.max_llm_query_words:
+            raise ValueError("min_llm_query_words must be at least 1 and at most max_llm_query_words")
+        if self.llm is not None:
+            self.llm.validate()
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,9 @@ from fieldtune.config import BuildConfig
 from fieldtune.stages.artifacts import CACHE, CHUNKS, GRAPH, GRAPHML
 from fieldtune.stages.base import Stage, StageContext
 
-EXTRACTOR = "statistical"
-
 
 def run(ctx: StageContext) -> Mapping[str, Any]:
-    graph = build_graph(ctx.artifacts.chunks(), config=ctx.config.concepts, extractor=EXTRACTOR, model=ctx.config.base,
+    graph = build_graph(ctx.artifacts.chunks(), config=ctx.config.concepts, model=ctx.config.base,
                         cache_dir=ctx.workdir.path(CACHE))
     graph.write(ctx.output(GRAPH).parent)
     scalars = {k: v for k, v in graph.stats.items() if isinstance(v, (int, float, str, dict))}
@@ -23,7 +21,7 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
 
 
 def _params(config: BuildConfig) -> Mapping[str, Any]:
-    return {"config": asdict(config.concepts), "model": config.base, "extractor": EXTRACTOR}
+    return {"config": asdict(config.concepts), "model": config.base, "extractor": config.concepts.extractor}
 
 
 STAGE = Stage(

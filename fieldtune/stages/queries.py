@@ -66,8 +66,9 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
 
 
 def _params(config: BuildConfig) -> Mapping[str, Any]:
+    llm = {"llm": [config.llm.model, config.llm.api.value]} if config.llm and "llm" in config.pseudo_queries else {}
     return {"dev_fraction": config.dev_fraction, "seed": config.seed,
-            "pseudo_queries": list(config.pseudo_queries), "pseudo_query_cap": config.pseudo_query_cap}
+            "pseudo_queries": list(config.pseudo_queries), "pseudo_query_cap": config.pseudo_query_cap, **llm}
 
 
 STAGE = Stage(
