@@ -49,6 +49,11 @@ PseudoQueriesOpt = Annotated[str | None, typer.Option(
     "significant gain.")]
 MaxConceptsOpt = Annotated[int | None, typer.Option(
     "--max-concepts", help="Concepts to keep (default: scales with the corpus, up to 1000).")]
+RayOpt = Annotated[str | None, typer.Option(
+    "--ray", metavar="local|ADDRESS", help="Encode the corpus on Ray Data (extra: ray): 'local' starts Ray here, "
+    "else a cluster's address (ray://head:10001); its actors encode in fp32 (bf16 where native), never int8.")]
+RayWorkersOpt = Annotated[int | None, typer.Option(
+    help="With --ray: actors (default: one per GPU, else one per CPU Ray offers; local Ray gets this many CPUs).")]
 
 
 def _config(*, base: str, budget_minutes: float, seed: int, eval_data: list[Path] | None, max_tokens: int,
@@ -100,15 +105,23 @@ def _command(until: str, doc: str) -> Callable[..., None]:
         eval_data: EvalDataOpt = None, max_tokens: MaxTokensOpt = 256, overlap: OverlapOpt = 32,
         on_error: OnErrorOpt = OnError.STOP, min_df: MinDfOpt = 2, max_df: MaxDfOpt = 0.2,
         max_concepts: MaxConceptsOpt = None, queries: QueriesOpt = None, train_data: TrainDataOpt = None,
-        mode: ModeOpt = TrainingMode.AUTO, pseudo_queries: PseudoQueriesOpt = None,
+        mode: ModeOpt = TrainingMode.AUTO, pseudo_queries: PseudoQueriesOpt = None, ray: RayOpt = None,
+        ray_workers: RayWorkersOpt = None,
     ) -> None:
-        from fieldtune.build import run_build
+        from contextlib import nullcontext
 
+        from fieldtune.build import run_build
+        from fieldtune.encoders.ray import RaySettings, corpus_on_ray
+
+        if ray is None and ray_workers is not None:
+            raise typer.BadParameter("--ray-workers needs --ray local|ADDRESS")
+        settings = None if ray is None else RaySettings(address=None if ray == "local" else ray, workers=ray_workers)
         config = _config(base=base, budget_minutes=budget_minutes, seed=seed, eval_data=eval_data,
                          max_tokens=max_tokens, overlap=overlap, on_error=on_error, min_df=min_df, max_df=max_df,
                          max_concepts=max_concepts, queries=queries, train_data=train_data, mode=mode,
                          pseudo_queries=pseudo_queries)
-        result = run_build(corpus, out, config, until=until)
+        with nullcontext() if settings is None else corpus_on_ray(settings):
+            result = run_build(corpus, out, config, until=until)
         _report(result, until)
 
     command.__doc__ = doc

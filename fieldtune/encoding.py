@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fieldtune.encoders import EncoderBackend, backend_for, load_backend
+from fieldtune.encoders import ray as ray_backend
 from fieldtune.encoders.openvino import OpenVinoModel
 from fieldtune.evaluate.plots import CARD_FIGURES
 from fieldtune.hardware import supports_bf16, threads_for_idle_cores, torch_threads
@@ -107,6 +108,8 @@ class Encoder:
         self.spec = model_spec
         self.ref = resolve_model(model_spec)
         self.backend_name = backend_for(self.ref, backend)
+        if backend is None:  # inside `build --ray` (encoders.ray.corpus_on_ray) documents go to Ray
+            self.backend_name = ray_backend.routed_backend(self.backend_name)
         self.requested = Precision(precision)
         self.precision = self.requested.resolved()
         # auto's int8 is settled at the first encode, by its size (see INT8_MIN_TEXTS)

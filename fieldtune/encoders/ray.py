@@ -1,6 +1,7 @@
 """The Ray encoder backend: a corpus encoded by a pool of Ray actors (Ray Data ``map_batches``), one model each.
 
-Chosen by name (``Encoder(..., backend="ray")``, ``fieldtune index --ray [ADDRESS]``),
+Chosen by name (``Encoder(..., backend="ray")``, ``fieldtune index --ray [ADDRESS]``;
+``fieldtune build --ray`` routes the build's corpus encodes here, see :func:`corpus_on_ray`),
 never by what a model directory holds. Documents go through Ray Data: the texts
 become a dataset split into blocks, and ``map_batches`` sends them to a pool of
 actors of :class:`DocumentActor`, each loading the model once (the
@@ -25,6 +26,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +70,8 @@ class RaySettings:
 
 
 _settings = RaySettings()
+#: set inside :func:`corpus_on_ray`: Encoders made there without a backend name encode their documents on Ray
+_routing = False
 
 
 def configure(settings: RaySettings) -> None:
@@ -79,6 +84,40 @@ def configure(settings: RaySettings) -> None:
 
 def current_settings() -> RaySettings:
     return _settings
+
+
+@contextmanager
+def corpus_on_ray(settings: RaySettings) -> Iterator[None]:
+    """Within the block, the corpus encodes of code that names no backend run on Ray (``fieldtune build --ray``).
+
+    A build encodes its corpus in several stages (mining, the teacher's pool, the gate, the
+    evaluation), each through an :class:`~fieldtune.encoding.Encoder` that names no backend;
+    threading a backend through every stage would touch them all, so instead an Encoder made in
+    this block for a model that sentence-transformers runs takes the Ray backend (see
+    :func:`routed_backend`): its documents go to the actor pool, its queries stay here. An ONNX
+    or OpenVINO model keeps its own backend. A cluster address that does not answer fails here,
+    before any stage runs; a Ray started inside the block is shut down at its end.
+    """
+    global _routing
+    ray = require_extra("ray", RAY_EXTRA)
+    if settings.address:
+        check_reachable(settings.address)
+    previous, was_routing, was_running = _settings, _routing, ray.is_initialized()
+    configure(settings)
+    _routing = True
+    try:
+        yield
+    finally:
+        configure(previous)
+        _routing = was_routing
+        if not was_running and ray.is_initialized():
+            ray.shutdown()
+
+
+def routed_backend(name: str) -> str:
+    """The backend an Encoder that names none uses: ``ray`` for a sentence-transformers model inside
+    :func:`corpus_on_ray`, else ``name`` (the one the registry picked)."""
+    return "ray" if _routing and name == "sentence-transformers" else name
 
 
 def start(settings: RaySettings) -> Any:
