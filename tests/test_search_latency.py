@@ -191,6 +191,33 @@ def test_queries_that_arrive_together_each_get_their_own_vector(index: Index) ->
         np.testing.assert_allclose(vectors[n], expected[n], atol=1e-5)
 
 
+def test_waiting_texts_are_split_into_batches_of_similar_length() -> None:
+    from fieldtune.search.query_models import length_groups
+
+    lengths = [12, 300, 15, 11, 290, 14]
+    groups = length_groups(lengths, call_cost=64)
+    assert sorted(i for group in groups for i in group) == list(range(len(lengths)))  # each text exactly once
+    assert sorted(sorted(group) for group in groups) == [[0, 2, 3, 5], [1, 4]]  # the two long ones apart
+
+    def cost(split: list[list[int]]) -> int:
+        return sum(64 + len(group) * max(lengths[i] for i in group) for group in split)
+
+    everything, one_by_one = [list(range(len(lengths)))], [[i] for i in range(len(lengths))]
+    assert cost(groups) < min(cost(everything), cost(one_by_one))
+    assert length_groups([20, 21, 22], call_cost=64) == [[0, 1, 2]]  # similar lengths stay one batch
+    assert length_groups([]) == []
+
+
+def test_a_batch_with_a_long_query_gives_each_query_its_own_vector(index: Index) -> None:
+    """A batch split by length: every caller still gets the vector of its own text, as if encoded alone."""
+    long_query = " ".join(["the structure constants of the Hall algebra of a discrete valuation ring"] * 12)
+    texts = ["heat flow", long_query, "graph colouring", "chaperone proteins fold", long_query[:200]]
+    vectors = index._query_embedder().encode(texts)
+    alone = Encoder("minilm", precision=index.manifest.precision, use_cache=False, show_progress=False)
+    for text, vector in zip(texts, vectors, strict=True):
+        np.testing.assert_allclose(vector, alone.encode([text], kind="query")[0], atol=1e-5)
+
+
 def test_searches_waiting_together_run_as_one_batch_and_a_failure_reaches_only_its_batch() -> None:
     from fieldtune.search.coalesce import Coalescer
 
@@ -205,7 +232,7 @@ def test_searches_waiting_together_run_as_one_batch_and_a_failure_reaches_only_i
             raise ValueError("bad settings")
         return [f"{settings}:{query}" for query in queries]
 
-    coalescer: Coalescer[str] = Coalescer(run)
+    coalescer: Coalescer[str, str] = Coalescer(run)
     answers: dict[str, object] = {}
 
     def ask(query: str, settings: str) -> None:

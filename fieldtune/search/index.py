@@ -141,7 +141,9 @@ class Index:
         #: Recent query vectors (cleared when the query encoder changes); see query_cache.py.
         self.query_cache = QueryEmbeddingCache()
         self._embedder: QueryEmbedder | None = None
-        self._coalescer: Coalescer[list[SearchResult]] = Coalescer(self._search_together)
+        self._coalescer: Coalescer[tuple[str, np.ndarray | None], list[SearchResult]] = Coalescer(
+            self._search_together
+        )
         self._metadata: tuple[IndexState, MetadataColumns] | None = None  # of the current generation
         self._concepts = CatalogCache()
         #: Hybrid settings (public so an application or a benchmark can tune them).
@@ -298,12 +300,19 @@ class Index:
             return self.search_batch(
                 [query], k=k, mode=mode, dim=dim, documents=documents, fusion=fusion, filters=filters
             )[0]
-        # concurrent searches with the same settings share one batch (coalesce.py)
-        return self._coalescer.submit(query, (k, mode, dim, documents, fusion))
+        k, mode, dim, fusion = self._settings(k, mode, dim, fusion)
+        vector = self._encode_queries([query])[0] if mode is not SearchMode.BM25 else None
+        # Concurrent searches with the same settings are ranked in one batch (coalesce.py); the query is
+        # encoded first, so while a batch is ranked the next queries are being encoded.
+        return self._coalescer.submit((query, vector), (k, mode, dim, documents, fusion))
 
-    def _search_together(self, queries: list[str], settings: Hashable) -> list[list[SearchResult]]:
+    def _search_together(
+        self, items: list[tuple[str, np.ndarray | None]], settings: Hashable
+    ) -> list[list[SearchResult]]:
         k, mode, dim, documents, fusion = settings  # type: ignore[misc]
-        return self.search_batch(queries, k=k, mode=mode, dim=dim, documents=documents, fusion=fusion)
+        queries = [query for query, _ in items]
+        vectors = np.stack([vector for _, vector in items]) if mode is not SearchMode.BM25 else None
+        return self._search_encoded(queries, vectors, k, mode, dim, documents, fusion, ())
 
     def search_batch(
         self,
@@ -317,21 +326,41 @@ class Index:
         filters: FilterInput = None,
     ) -> list[list[SearchResult]]:
         """:meth:`search` for many queries at once (queries are encoded in batches)."""
-        k, mode = check_k(k), SearchMode(mode)
-        fusion = self.fusion if fusion is None else Fusion(fusion)
+        k, mode, dim, fusion = self._settings(k, mode, dim, fusion)
         queries = self._check_queries(queries)
         parsed = parse_filters(filters)
-        self._refresh()
-        dim = check_dim(dim, self.dims)
         if parsed:  # a bad field fails before the model loads
             with self._lock.read():
                 check_fields(parsed, self._columns(self._state).fields, where=f"the index at {self.root}")
         vectors = self._encode_queries(queries) if mode is not SearchMode.BM25 else None
+        return self._search_encoded(queries, vectors, k, mode, dim, documents, fusion, parsed)
+
+    def _settings(
+        self, k: int, mode: SearchMode | str, dim: int | None, fusion: Fusion | str | None
+    ) -> tuple[int, SearchMode, int, Fusion]:
+        """The options checked (``dim`` against the newest generation, which this reloads if it changed)."""
+        k, mode = check_k(k), SearchMode(mode)
+        fusion = self.fusion if fusion is None else Fusion(fusion)
+        self._refresh()
+        return k, mode, check_dim(dim, self.dims), fusion
+
+    def _search_encoded(
+        self,
+        queries: list[str],
+        vectors: np.ndarray | None,
+        k: int,
+        mode: SearchMode,
+        dim: int,
+        documents: bool,
+        fusion: Fusion,
+        filters: tuple[Filter, ...],
+    ) -> list[list[SearchResult]]:
+        """Rank queries whose vectors are computed (None for BM25) and build their results."""
         with self._lock.read():
             state = self._state
             if not state.doc_index or not queries:
                 return [[] for _ in queries]
-            where = self._row_filter(state, parsed)
+            where = self._row_filter(state, filters)
             hits = self._rank(state, queries, vectors, k, mode, dim, documents, fusion, where)
             return [self._results(state, h.top(k), q) for h, q in zip(hits, queries, strict=True)]
 

@@ -19,13 +19,16 @@ on a path made for a few short texts (one thread; see :data:`FEW_QUERIES`).
 Concurrent searches share encodes: queries that arrive while the encoder is busy
 wait together and are encoded in one batch by the next caller to get the encoder
 (a batch of 8 short queries costs about twice one query), so 20 clients do not
-queue 20 encodes one behind the other.
+queue 20 encodes one behind the other. A batch is split by length
+(:func:`length_groups`): padding a 10-token query to a 180-token one costs as much
+as encoding it 18 times, and one long query in a batch of 20 made the batch ~10x dearer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,9 @@ QUERY_MODELS = "query-models"
 #: another process keeps a core busy, makes it slower (OpenVINO int8, one 7-word query, load average 6
 #: on 2 cores: 6.5 ms with 1 thread, 15 ms with 2); a server's other threads need the other core.
 FEW_QUERIES = 32
+#: What one forward pass costs beyond its tokens, in characters of padded batch (int8 MiniLM on one
+#: thread: ~0.9 ms a call against ~65 us a token, and a token is ~4 characters): see :func:`length_groups`.
+CALL_COST_CHARS = 64
 #: What :meth:`QueryEmbedder.warm_up` encodes (never cached).
 WARM_UP_TEXT = "warm up the query encoder"
 
@@ -136,6 +142,29 @@ def query_prompt(backend: Any) -> str:
     return str(prompts.get("query") or "")
 
 
+def length_groups(lengths: Sequence[int], call_cost: int = CALL_COST_CHARS) -> list[list[int]]:
+    """Positions of ``lengths`` split into batches of similar length that cost least to encode in all.
+
+    A batch of ``n`` texts is padded to its longest, so it costs about ``call_cost + n * longest``;
+    the best split of the texts sorted by length into consecutive runs is found exactly (dynamic
+    programming, quadratic in the number of texts: a server's batch is at most :data:`FEW_QUERIES`).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    best = [0.0] + [float("inf")] * len(order)  # best[end]: cheapest cost of the first ``end`` texts
+    cut = [0] * (len(order) + 1)  # where the last batch of that cheapest split starts
+    for end in range(1, len(order) + 1):
+        longest = lengths[order[end - 1]]
+        for start in range(end):
+            cost = best[start] + call_cost + (end - start) * longest
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    groups, end = [], len(order)
+    while end:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
+
+
 class QueryEmbedder:
     """Unit-norm query vectors of one encoder: recent ones from ``cache``, the rest encoded under ``lock``.
 
@@ -195,21 +224,27 @@ class QueryEmbedder:
         return np.stack([future.result() for _, future in mine])
 
     def _encode_batch(self, batch: list[tuple[str, Future[np.ndarray]]]) -> None:
-        """Encode the waiting texts of several callers in one batch (under the encoder lock); each gets its row."""
+        """Encode the waiting texts of several callers (under the encoder lock), in batches of similar length."""
         try:
             texts = [text for text, _ in batch]
-            graph = self._single_thread_graph()
-            if graph is not None:
-                vectors = normalize(np.asarray(graph.encode_query(texts, batch_size=len(texts)), dtype=np.float32))
-            else:
-                with torch_threads(1):
-                    vectors = self.encoder.encode(texts, kind="query")
+            vectors: list[np.ndarray] = [np.empty(0)] * len(texts)
+            for group in length_groups([len(text) for text in texts]):
+                for position, vector in zip(group, self._encode_few([texts[i] for i in group]), strict=True):
+                    vectors[position] = vector
         except BaseException as error:  # every caller in the batch sees the failure, not only this one
             for _, future in batch:
                 future.set_exception(error)
             return
         for (_, future), vector in zip(batch, vectors, strict=True):
             future.set_result(vector)
+
+    def _encode_few(self, texts: list[str]) -> np.ndarray:
+        """Unit-norm query vectors of a few texts, in one batch on one thread."""
+        graph = self._single_thread_graph()
+        if graph is not None:
+            return normalize(np.asarray(graph.encode_query(texts, batch_size=len(texts)), dtype=np.float32))
+        with torch_threads(1):
+            return self.encoder.encode(texts, kind="query")
 
     def warm_up(self) -> None:
         """Load the model (and its one-thread int8 graph), compute the cache key's parts, encode once."""
