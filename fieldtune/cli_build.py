@@ -54,15 +54,28 @@ RayOpt = Annotated[str | None, typer.Option(
     "else a cluster's address (ray://head:10001); its actors encode in fp32 (bf16 where native), never int8.")]
 RayWorkersOpt = Annotated[int | None, typer.Option(
     help="With --ray: actors (default: one per GPU, else one per CPU Ray offers; local Ray gets this many CPUs).")]
+LlmUrlOpt = Annotated[str | None, typer.Option(
+    "--llm-url", help="An OpenAI-compatible LLM server (llama.cpp, vLLM, Ollama, a hosted API), e.g. "
+    "http://127.0.0.1:8080/v1: it extracts the concepts, and writes queries with --pseudo-queries llm "
+    "(API key, if any, from FIELDTUNE_LLM_API_KEY; extra: llm).")]
+LlmModelOpt = Annotated[str | None, typer.Option(
+    "--llm-model", help="With --llm-url: the model name the server knows.")]
+LlmChatOpt = Annotated[bool, typer.Option(
+    "--llm-chat", help="With --llm-url: use /v1/chat/completions (chat-only APIs) instead of /v1/completions.")]
+ConceptExtractorOpt = Annotated[str | None, typer.Option(
+    "--concept-extractor", help="statistical or llm (default: llm with --llm-url, else statistical).")]
 
 
 def _config(*, base: str, budget_minutes: float, seed: int, eval_data: list[Path] | None, max_tokens: int,
             overlap: int, on_error: OnError, min_df: int, max_df: float, max_concepts: int | None,
-            queries: Path | None, train_data: Path | None, mode: TrainingMode, pseudo_queries: str | None = None):
+            queries: Path | None, train_data: Path | None, mode: TrainingMode, pseudo_queries: str | None = None,
+            llm_url: str | None = None, llm_model: str | None = None, llm_chat: bool = False,
+            concept_extractor: str | None = None):
     from fieldtune.chunking import ChunkingConfig
     from fieldtune.concepts import ConceptConfig
     from fieldtune.config import BuildConfig
     from fieldtune.errors import InputError
+    from fieldtune.llm.client import endpoint_from_options
 
     for path in [p for p in (queries, train_data) if p is not None]:
         if not path.exists():
@@ -78,9 +91,11 @@ def _config(*, base: str, budget_minutes: float, seed: int, eval_data: list[Path
         return BuildConfig(
             base=base, budget_minutes=budget_minutes, seed=seed, eval_data=tuple(str(p) for p in eval_data or []),
             on_error=on_error, chunking=ChunkingConfig(max_tokens=max_tokens, overlap=overlap),
-            concepts=ConceptConfig(min_df=min_df, max_df=max_df, max_concepts=max_concepts),
+            concepts=ConceptConfig(min_df=min_df, max_df=max_df, max_concepts=max_concepts,
+                                   extractor=concept_extractor or ("llm" if llm_url else "statistical")),
             queries=str(queries) if queries else None, train_data=str(train_data) if train_data else None, mode=mode,
             pseudo_queries=tuple(name.strip() for name in (pseudo_queries or "").split(",") if name.strip()),
+            llm=endpoint_from_options(llm_url, llm_model, llm_chat),
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -106,12 +121,14 @@ def _command(until: str, doc: str) -> Callable[..., None]:
         on_error: OnErrorOpt = OnError.STOP, min_df: MinDfOpt = 2, max_df: MaxDfOpt = 0.2,
         max_concepts: MaxConceptsOpt = None, queries: QueriesOpt = None, train_data: TrainDataOpt = None,
         mode: ModeOpt = TrainingMode.AUTO, pseudo_queries: PseudoQueriesOpt = None, ray: RayOpt = None,
-        ray_workers: RayWorkersOpt = None,
+        ray_workers: RayWorkersOpt = None, llm_url: LlmUrlOpt = None, llm_model: LlmModelOpt = None,
+        llm_chat: LlmChatOpt = False, concept_extractor: ConceptExtractorOpt = None,
     ) -> None:
         from contextlib import nullcontext
 
         from fieldtune.build import run_build
         from fieldtune.encoders.ray import RaySettings, corpus_on_ray
+        from fieldtune.llm.client import check_endpoint
 
         if ray is None and ray_workers is not None:
             raise typer.BadParameter("--ray-workers needs --ray local|ADDRESS")
@@ -119,7 +136,9 @@ def _command(until: str, doc: str) -> Callable[..., None]:
         config = _config(base=base, budget_minutes=budget_minutes, seed=seed, eval_data=eval_data,
                          max_tokens=max_tokens, overlap=overlap, on_error=on_error, min_df=min_df, max_df=max_df,
                          max_concepts=max_concepts, queries=queries, train_data=train_data, mode=mode,
-                         pseudo_queries=pseudo_queries)
+                         pseudo_queries=pseudo_queries, llm_url=llm_url, llm_model=llm_model, llm_chat=llm_chat,
+                         concept_extractor=concept_extractor)
+        check_endpoint(config.llm)  # an unreachable LLM fails now, not after ingest and chunking
         with nullcontext() if settings is None else corpus_on_ray(settings):
             result = run_build(corpus, out, config, until=until)
         _report(result, until)

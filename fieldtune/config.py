@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fieldtune.chunking import ChunkingConfig
-from fieldtune.concepts import ConceptConfig
+from fieldtune.concepts import EXTRACTORS, ConceptConfig
 from fieldtune.encoding import Precision
 from fieldtune.errors import FieldtuneError
 from fieldtune.gate import GateConfig
@@ -108,6 +108,8 @@ class BuildConfig:
         if self.min_documents < 1:
             raise BuildConfigError(f"min_documents must be at least 1; got {self.min_documents}")
         # Checked before any stage runs: a bad option must not cost an ingest first.
+        if self.concepts.extractor not in EXTRACTORS:
+            raise BuildConfigError(EXTRACTORS.unknown_message(self.concepts.extractor))
         for nested in (self.chunking, self.concepts):
             try:
                 nested.validate()

@@ -198,3 +198,27 @@ class LLMClient:
             return [one(prompt) for prompt in prompts]
         with ThreadPoolExecutor(max_workers=min(self.endpoint.concurrency, len(prompts))) as pool:
             return list(pool.map(one, prompts))
+
+
+def endpoint_from_options(url: str | None, model: str | None, chat: bool = False) -> LLMEndpoint | None:
+    """The endpoint the CLI's ``--llm-url``/``--llm-model``/``--llm-chat`` name, or None without a URL.
+
+    Raises ``ValueError`` (the CLI's bad-parameter error) for a model or ``--llm-chat`` without a URL,
+    a URL without a model, or a URL that is not http(s)://HOST[:PORT][/v1].
+    """
+    if url is None:
+        if model is not None or chat:
+            raise ValueError("--llm-model and --llm-chat need --llm-url URL (an OpenAI-compatible server)")
+        return None
+    if not model:
+        raise ValueError("--llm-url needs --llm-model NAME (the model name the server lists at /v1/models)")
+    endpoint = LLMEndpoint(url, model, api=LLMApi.CHAT if chat else LLMApi.COMPLETIONS)
+    endpoint.validate()
+    return endpoint
+
+
+def check_endpoint(endpoint: LLMEndpoint | None) -> None:
+    """Fail fast (:class:`LLMEndpointError`, within the connect timeout) when ``endpoint`` is set but unreachable."""
+    if endpoint is not None:
+        with LLMClient(endpoint) as client:
+            client.check()

@@ -1,0 +1,177 @@
+"""LLM plug-ins without a model: answer repair, answer checks, query parsing, options, and failing fast.
+
+The plug-ins against a real local server (llama.cpp's, Gemma-3-270M) are in
+tests/test_llm_server.py (slow).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from fieldtune.concepts import ConceptConfig, ExtractionCache, get_extractor
+from fieldtune.concepts.edges import stated_edges
+from fieldtune.concepts.extractors import StatedRelation, StatingExtractor
+from fieldtune.concepts.llm import ANSWER_SCHEMA, KINDS, RELATIONS, build_prompt, check_answer
+from fieldtune.config import BuildConfig, BuildConfigError
+from fieldtune.llm import AnswerCache, LLMClient, LLMEndpoint, LLMEndpointError, read_object
+from fieldtune.pseudo_queries import PSEUDO_QUERY_SOURCES, PseudoQueryConfig
+from fieldtune.pseudo_queries.llm import NoEndpointError, parse_queries
+from fieldtune.types import Chunk, Concept, EdgeType
+
+TEXT = ("Semistandard tableaux generalize standard Young tableaux. The Kostka number counts semistandard "
+        "tableaux of a given shape and weight.")
+
+
+def _closed_port() -> int:
+    """A local port with nothing listening (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(("answer", "expected", "repaired"), [
+    ('{"concepts": [["a", "object", "x"]]}', {"concepts": [["a", "object", "x"]]}, False),
+    ('Sure:\n```json\n{"a": [1, {"b": "c"}]}\n```\nDone.', {"a": [1, {"b": "c"}]}, False),
+    ('{"concepts": [["a", "object", "x"], ["b", "meth', {"concepts": [["a", "object", "x"], ["b"]]}, True),
+    ('{"concepts": [{"name": "a", "description": "cut sho', {"concepts": [{"name": "a"}]}, True),
+    ('{"a": [1, 2,', {"a": [1, 2]}, True),
+    ('{"a": 1,}', {"a": 1}, True),
+    ('{"k": 1.5, "z": nul', {"k": 1.5}, True),
+    ('{"concepts": [["x\\"y", "object"', {"concepts": [['x"y', "object"]]}, True),
+    ("no JSON here", None, False),
+])
+def test_read_object_keeps_every_complete_value(answer: str, expected: dict | None, repaired: bool) -> None:
+    result = read_object(answer)
+    assert result.value == expected
+    assert result.repaired is repaired
+
+
+def test_check_answer_drops_made_up_names_and_counts_every_repair() -> None:
+    answer = (
+        '{"concepts": [["Kostka number", "quantity", "counts tableaux"], ["semistandard tableaux", "shape"], '
+        '["hook length formula", "result", "not in the text"], [null, "object", "no name"], '
+        '["kostka NUMBER", "quantity", "a repeat"], ["a very long name of five words", "object", "x"], '
+        '{"name": "standard Young tableaux", "kind": "object", "description": "fillings"}], '
+        '"relations": [["semistandard tableaux", "generalizes", "standard Young tableaux"], '
+        '["Kostka number", "uses", "semistandard tableaux"], ["Kostka number", "extends", "Schur function"], '
+        '["Kostka number", "generalizes"]]}'
+    )
+    checked = check_answer(TEXT, answer, max_words=4, max_concepts=12)
+    assert [(name, TEXT[start:start + len(name)]) for name, start, _, _ in checked.concepts] == [
+        ("Kostka number", "Kostka number"), ("semistandard tableaux", "Semistandard tableaux"),
+        ("standard Young tableaux", "standard Young tableaux")]
+    assert [kind for _, _, kind, _ in checked.concepts] == ["quantity", "other", "object"]
+    assert checked.relations == [("semistandard tableaux", "generalizes", "standard Young tableaux")]
+    assert dict(checked.counts) == {
+        "repaired_json": 0, "dropped_not_in_chunk": 1, "dropped_no_name": 1, "dropped_duplicate_or_over_limit": 1,
+        "dropped_too_long": 1, "repaired_kind": 1, "repaired_description": 1, "dropped_relation_type": 1,
+        "dropped_relation_not_in_chunk": 1, "dropped_relation_incomplete": 1, "concepts_kept": 3,
+        "relations_kept": 1}
+
+
+def test_check_answer_reads_a_truncated_answer_and_counts_an_unreadable_one() -> None:
+    truncated = '{"concepts": [["Kostka number", "quantity", "counts tableaux"], ["semistandard tab'
+    checked = check_answer(TEXT, truncated, max_words=4, max_concepts=12)
+    assert [c[0] for c in checked.concepts] == ["Kostka number"]
+    assert checked.counts["repaired_json"] == 1 and checked.counts["dropped_no_name"] == 1
+    nothing = check_answer(TEXT, "The text is about tableaux.", max_words=4, max_concepts=12)
+    assert nothing.concepts == [] and nothing.counts["unreadable_answers"] == 1
+
+
+def test_prompt_schema_and_relations_agree() -> None:
+    prompt = build_prompt("  A text\nwith   spaces. ", max_chars=100)
+    assert prompt.endswith("Text: A text with spaces.\nJSON:")
+    assert prompt.startswith(build_prompt("", 100)[: -len("Text: \nJSON:")])  # one shared prefix for every chunk
+    assert ANSWER_SCHEMA["properties"]["concepts"]["items"]["prefixItems"][1]["enum"] == list(KINDS)
+    assert set(ANSWER_SCHEMA["properties"]["relations"]["items"]["prefixItems"][1]["enum"]) == set(RELATIONS)
+
+
+def test_stated_relations_become_edges_between_concepts_by_any_spelling() -> None:
+    concepts = [Concept("semistandard-tableau", "semistandard tableau", 1.0, aliases=("semistandard tableaux",)),
+                Concept("young-tableau", "Young tableau", 1.0), Concept("kostka-number", "Kostka number", 1.0)]
+    relations = [StatedRelation("semistandard tableaux", "Young tableaux", EdgeType.GENERALIZES, "c1"),
+                 StatedRelation("Semistandard tableau", "young tableau", EdgeType.GENERALIZES, "c2"),
+                 StatedRelation("Semistandard tableau", "young tableau", EdgeType.GENERALIZES, "c2"),
+                 StatedRelation("Kostka number", "Schur function", EdgeType.EXTENDS, "c1")]
+    edges = stated_edges(concepts, relations)
+    assert [(e.source, e.target, e.type, e.weight) for e in edges] == [
+        ("semistandard-tableau", "young-tableau", EdgeType.GENERALIZES, 2.0)]
+    assert "first c1" in edges[0].evidence
+
+
+def test_parse_queries_cleans_deduplicates_and_caps() -> None:
+    config = PseudoQueryConfig(llm_queries_per_chunk=2)
+    answer = (' "kostka number definition"\n2. Kostka Number definition\n3. x\n'
+              "4. The Kostka number counts semistandard tableaux of a given shape and weight.\n"
+              "5. count tableaux by shape and weight\n6. never reached")
+    assert parse_queries(answer, TEXT, config) == ["kostka number definition", "count tableaux by shape and weight"]
+
+
+def test_llm_options_fail_before_anything_runs() -> None:
+    with pytest.raises(BuildConfigError, match="llm pseudo-query source needs an LLM endpoint.*--llm-url"):
+        BuildConfig(pseudo_queries=("llm",))
+    with pytest.raises(BuildConfigError, match="llm concept extractor needs an endpoint"):
+        BuildConfig(concepts=ConceptConfig(extractor="llm"))
+    with pytest.raises(BuildConfigError, match="LLM URL must look like"):
+        BuildConfig(llm=LLMEndpoint("localhost:8080", "m"))
+    with pytest.raises(ValueError, match="llm api must be one of completions, chat"):
+        LLMEndpoint("http://h:1", "m", api="responses")
+    with pytest.raises(NoEndpointError, match="--llm-url"):
+        PSEUDO_QUERY_SOURCES["llm"].generate([], None, PseudoQueryConfig())
+    endpoint = LLMEndpoint("http://127.0.0.1:8080/", "gemma")
+    config = BuildConfig(llm=endpoint, pseudo_queries=("llm",), concepts=ConceptConfig(extractor="llm"))
+    assert config.concepts.llm == endpoint and config.pseudo_query_config().llm == endpoint
+    assert endpoint.base_url() == "http://127.0.0.1:8080/v1" == LLMEndpoint(endpoint.base_url(), "m").base_url()
+
+
+def test_an_unreachable_endpoint_fails_fast_naming_the_url(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+    with pytest.raises(LLMEndpointError, match=f"cannot reach the LLM endpoint {url}/v1"), \
+            LLMClient(LLMEndpoint(url, "gemma")) as client:
+        client.check()
+    extractor = get_extractor("llm", ConceptConfig(extractor="llm", llm=LLMEndpoint(url, "gemma")))
+    assert isinstance(extractor, StatingExtractor)
+    chunks = [Chunk("d1#0", "d1", 0, TEXT, 0, len(TEXT), 30)]
+    with pytest.raises(LLMEndpointError, match=url):
+        extractor.extract(chunks, cache=ExtractionCache(tmp_path / "cache.jsonl"))
+    with pytest.raises(LLMEndpointError, match=url):
+        PSEUDO_QUERY_SOURCES["llm"].generate(chunks, None, PseudoQueryConfig(
+            llm=LLMEndpoint(url, "gemma"), llm_cache=str(tmp_path / "q.jsonl")))
+    assert time.monotonic() - started < 10
+
+
+def test_answer_cache_survives_an_interrupted_write(tmp_path: Path) -> None:
+    path = tmp_path / "answers.jsonl"
+    AnswerCache(path).put_many({"a": ["q1"], "b": {"concepts": []}})
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write('{"key": "c", "value": ["cut')
+    cache = AnswerCache(path)
+    assert cache.get("a") == ["q1"] and cache.get("b") == {"concepts": []} and cache.get("c") is None
+    assert len(cache) == 2 and path.read_text(encoding="utf-8").endswith("}\n")
+
+
+def test_cli_fails_fast_on_llm_options_and_an_unreachable_server(tmp_path: Path, capsys, monkeypatch) -> None:
+    from tests.build_fixture import write_corpus
+    from tests.conftest import run_cli
+
+    corpus, out = write_corpus(tmp_path / "corpus.jsonl", n_docs=20), tmp_path / "out"
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    started = time.monotonic()
+    code, _, err = run_cli(["build", str(corpus), "--out", str(out), "--llm-url", url, "--llm-model", "gemma"],
+                           capsys, monkeypatch)
+    assert code == 2 and f"cannot reach the LLM endpoint {url}" in err and "Traceback" not in err
+    assert time.monotonic() - started < 10 and not out.exists()  # before ingest wrote anything
+    for args, message in [
+        (["--pseudo-queries", "llm"], "llm pseudo-query source needs an LLM endpoint"),
+        (["--llm-model", "gemma"], "need --llm-url"),
+        (["--llm-url", url], "needs --llm-model"),
+        (["--llm-url", "127.0.0.1:8080", "--llm-model", "m"], "must look like"),
+        (["--concept-extractor", "lmm"], "did you mean 'llm'"),
+    ]:
+        code, _, err = run_cli(["build", str(corpus), "--out", str(out), *args], capsys, monkeypatch)
+        assert code == 2 and message in " ".join(err.split()), (args, err)
