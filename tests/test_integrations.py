@@ -6,8 +6,13 @@ order, same scores. A framework that is not installed skips its tests with the e
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import re
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +44,7 @@ CORPUS = [
     ("sorting", "Quicksort", "code", 2020,
      "Quicksort partitions an array around a pivot and sorts both parts recursively."),
 ]
+README = Path(__file__).resolve().parents[1] / "README.md"
 QUERIES = ["lava and ash from a volcano", "ice and rock in the mountains", "baking with yeast", "how insects talk"]
 MODES = ["dense", "bm25", "hybrid"]
 
@@ -174,6 +180,42 @@ def test_llamaindex_honours_k_and_filters(index: Index, llamaindex_retriever: ty
     assert {n.node.ref_doc_id for n in got} == recent_not_earth and len(got) == len(recent_not_earth)
     with pytest.raises(SearchOptionError, match="mode must be one of"):
         llamaindex_retriever(index, mode="fuzzy")
+
+
+def test_llamaindex_query_engine_answers_from_fieldtunes_hits(index: Index, llamaindex_retriever: type) -> None:
+    """A query engine built on the retriever cites fieldtune's top k (LlamaIndex's offline MockLLM answers)."""
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.query_engine import RetrieverQueryEngine
+
+    engine = RetrieverQueryEngine.from_args(llamaindex_retriever(index, k=3), llm=MockLLM())
+    response = engine.query(QUERIES[0])
+    assert [n.node.ref_doc_id for n in response.source_nodes] == ids(index, QUERIES[0], k=3)
+
+
+# -- the README's examples -------------------------------------------------------------------------
+
+
+def readme_example(mark: str) -> str:
+    """The Python block after ``<!-- {mark}`` in README.md."""
+    found = re.search(rf"<!-- {mark}.*?-->\s*```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    assert found, f"README.md has no ```python block after <!-- {mark}"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("framework", ["langchain", "llamaindex"])
+def test_the_readme_examples_run(index: Index, request, tmp_path: Path, monkeypatch, framework: str) -> None:
+    request.getfixturevalue(f"{framework}_retriever")  # skips when the framework is not installed
+    code = readme_example(f"{framework}-example")
+    query = re.search(r'(?:invoke|retrieve)\("([^"]+)"\)', code).group(1)
+    shutil.copytree(index.root, tmp_path / "idx")
+    monkeypatch.chdir(tmp_path)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, f"README.md ({framework} example)", "exec"), {})
+    filters = ["year>=2020"] if "filters=" in code else None
+    wanted = ids(index, query, k=4, mode="hybrid", filters=filters)
+    # each example prints one line per hit with the document id second ("rank doc_id ..." / "score doc_id ...")
+    assert [line.split()[1] for line in printed.getvalue().splitlines()] == wanted
 
 
 # -- a framework that is missing ---------------------------------------------------------------------
