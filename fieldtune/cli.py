@@ -346,7 +346,10 @@ def serve(
         "for `fieldtune adapt --queries FILE`.",
     )] = None,
 ) -> None:
-    """Serve search over HTTP: a web page at /, JSON at /search, /documents/{id}, /health."""
+    """Serve search over HTTP: a web page at /, JSON at /search, /documents/{id}, /concepts, /health.
+
+    With an API key, POST /documents and DELETE /documents/{id} add and delete documents.
+    """
     try:
         import uvicorn
 
