@@ -12,7 +12,10 @@ A build's options are the fields of :class:`~fieldtune.config.BuildConfig`
 validates them before any stage runs. The fields of its nested configurations
 may be given flat where the name is unambiguous (``max_tokens=128`` sets
 ``chunking``, ``min_df=3`` sets ``concepts``); an unknown option fails with the
-closest names. Paths may be given as ``str`` or :class:`~pathlib.Path`.
+closest names. Paths may be given as ``str`` or :class:`~pathlib.Path`. An LLM
+(``llm=LLMEndpoint(url, model)`` or ``llm={"url": ..., "model": ...}``) is checked
+for reachability before anything runs; ``extractor="llm"`` and
+``pseudo_queries="llm"`` then use it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from fieldtune.errors import InputError
 from fieldtune.evaluate.harness import EvalOptions, run_evaluation
 from fieldtune.evaluate.result import EvaluationResult
 from fieldtune.ingest import OnError
+from fieldtune.llm.client import LLMEndpoint, check_endpoint
 
 __all__ = ["BuildResult", "EvaluationResult", "build", "build_config", "evaluate"]
 
@@ -78,6 +82,11 @@ def _coerce(name: str, value: Any) -> Any:
                 raise InputError(path, "is not a BEIR directory with qrels/",
                                  hint="eval_data expects corpus.jsonl, queries.jsonl and qrels/")
         return tuple(str(p) for p in paths)
+    if name == "llm" and isinstance(value, dict):
+        try:
+            return LLMEndpoint(**value)
+        except (TypeError, ValueError) as error:
+            raise BuildConfigError(f"llm: {error} (give url and model, optionally api, connect_timeout, ...)") from None
     if name == "pseudo_queries" and isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     if name == "on_error" and not isinstance(value, OnError):
@@ -131,7 +140,9 @@ def build(corpus: str | Path, *, out: str | Path, until: str = "card", **options
     stages run, the evaluations (``result.evaluations["derived"]`` and one per
     ``eval_data`` set) and ``result.model_dir``, whose ``README.md`` is the card.
     """
-    return run_build(corpus, out, build_config(**options), until=until)
+    config = build_config(**options)
+    check_endpoint(config.llm)  # an unreachable LLM fails now, not after ingest and chunking
+    return run_build(corpus, out, config, until=until)
 
 
 def evaluate(model: str | Path, data: str | Path, *, baselines: Sequence[str] = DEFAULT_BASELINES,

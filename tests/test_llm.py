@@ -175,3 +175,18 @@ def test_cli_fails_fast_on_llm_options_and_an_unreachable_server(tmp_path: Path,
     ]:
         code, _, err = run_cli(["build", str(corpus), "--out", str(out), *args], capsys, monkeypatch)
         assert code == 2 and message in " ".join(err.split()), (args, err)
+
+
+def test_python_api_takes_an_llm_and_checks_it_first(tmp_path: Path) -> None:
+    import fieldtune
+    from fieldtune.api import build_config
+
+    config = build_config(llm={"url": "http://127.0.0.1:1/v1", "model": "gemma"}, extractor="llm",
+                          pseudo_queries="titles,llm")
+    assert config.concepts.extractor == "llm" and config.concepts.llm == config.llm == LLMEndpoint(
+        "http://127.0.0.1:1/v1", "gemma")
+    with pytest.raises(BuildConfigError, match="llm: .*unexpected keyword argument 'modle'"):
+        build_config(llm={"url": "http://127.0.0.1:1", "modle": "gemma"})
+    url = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(LLMEndpointError, match=url):
+        fieldtune.build(tmp_path / "missing.jsonl", out=tmp_path / "out", llm=LLMEndpoint(url, "gemma"))
