@@ -168,6 +168,23 @@ def test_snippets_still_find_every_inflection_of_the_query_words() -> None:
     assert make_snippet(text, "the of and") == (text, [])  # stop words only: nothing to highlight
 
 
+def test_score_fusion_matches_a_hand_computed_table() -> None:
+    """Score fusion (in numpy): min-max per system, weighted sum, each key's row from the system ranking it higher."""
+    from fieldtune.search.fusion import Hits, weighted_scores
+
+    dense = Hits.ranked(np.array([1, 2, 3]), np.array([0.9, 0.5, 0.1]), np.array([10, 20, 30]))
+    bm25 = Hits.ranked(np.array([3, 4]), np.array([10.0, 5.0]), np.array([31, 41]))
+    fused = weighted_scores(dense, bm25, 0.5)
+    # dense normalised 1, 0.5, 0; BM25 1, 0: key 1 -> 0.5, 2 -> 0.25, 3 -> 0 + 0.5, 4 -> 0; ties by smaller key
+    assert fused.keys.tolist() == [1, 3, 2, 4]
+    assert fused.scores.tolist() == [0.5, 0.5, 0.25, 0.0]
+    assert fused.rows.tolist() == [10, 31, 20, 41]  # key 3: BM25 ranks it first, dense third
+    tie = weighted_scores(Hits.ranked(np.array([5]), np.array([0.3]), np.array([50])),
+                          Hits.ranked(np.array([5]), np.array([2.0]), np.array([51])), 0.3)
+    assert tie.rows.tolist() == [50] and tie.scores.tolist() == [1.0]  # same rank in both: the dense row
+    assert len(weighted_scores(Hits.empty(), Hits.empty())) == 0
+
+
 def test_queries_that_arrive_together_each_get_their_own_vector(index: Index) -> None:
     """Callers waiting for the encoder are encoded in one batch: each must still get its own query's vector."""
     queries = [f"{topic} number {n}" for n, topic in enumerate(["tableaux", "Hall algebra", "chaperones", "colouring",

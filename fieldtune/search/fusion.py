@@ -95,17 +95,21 @@ def weighted_scores(dense: Hits, bm25: Hits, weight: float = DENSE_WEIGHT) -> Hi
     A candidate one system did not return gets 0 from it (the bottom of that
     system's normalised range).
     """
-    totals: dict[int, float] = {}
-    best: dict[int, tuple[int, int]] = {}
-    for hits, share in ((dense, weight), (bm25, 1.0 - weight)):
-        normalised = _min_max(hits.scores)
-        for rank, (key, row, value) in enumerate(
-            zip(hits.keys.tolist(), hits.rows.tolist(), normalised.tolist(), strict=True), 1
-        ):
-            totals[key] = totals.get(key, 0.0) + share * value
-            if key not in best or rank < best[key][0]:
-                best[key] = (rank, row)
-    return _from_totals(totals, best)
+    # In numpy (a search fuses ~400 candidates; a Python loop over them was ~0.3 ms of each search):
+    # the same sums in the same order as adding dense then BM25 shares to 0.0, key by key.
+    keys = np.concatenate([dense.keys, bm25.keys])
+    if not len(keys):
+        return Hits.empty()
+    values = np.concatenate([weight * _min_max(dense.scores), (1.0 - weight) * _min_max(bm25.scores)])
+    unique, inverse = np.unique(keys, return_inverse=True)
+    totals = np.zeros(len(unique), dtype=np.float64)
+    np.add.at(totals, inverse, values)
+    # each key's row: from the system ranking it higher, dense on a tie (its candidates come first)
+    ranks = np.concatenate([np.arange(len(dense)), np.arange(len(bm25))])
+    order = np.lexsort((np.arange(len(keys)), ranks))
+    _, first = np.unique(inverse[order], return_index=True)
+    rows = np.concatenate([dense.rows, bm25.rows])[order[first]]
+    return Hits.ranked(unique, totals, rows)
 
 
 def _from_totals(totals: dict[int, float], best: dict[int, tuple[int, int]]) -> Hits:

@@ -37,12 +37,13 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
-def query_stems(query: str) -> set[str]:
+@functools.lru_cache(maxsize=1024)  # a search makes a snippet for each of its k results from one query
+def query_stems(query: str) -> frozenset[str]:
     """Stems of the query's words, without stop words."""
     stem, stop = _stem(), _stopwords()
-    return {
+    return frozenset(
         stem(word) for word in (m.group().lower() for m in WORD.finditer(query)) if word not in stop
-    }
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -59,10 +60,10 @@ def _candidates(stems: frozenset[str]) -> re.Pattern[str] | None:
     return re.compile(r"\b(?:" + "|".join(map(re.escape, starts)) + r")\w*", re.UNICODE)
 
 
-def _matches(passage: str, stems: set[str]) -> list[tuple[int, int, str]]:
+def _matches(passage: str, stems: frozenset[str]) -> list[tuple[int, int, str]]:
     stem = _stem()
     lowered = passage.lower()
-    pattern = _candidates(frozenset(stems))
+    pattern = _candidates(stems)
     if pattern is None:
         return []
     if len(lowered) != len(passage):  # a letter whose lower case is longer: offsets would shift
