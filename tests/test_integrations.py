@@ -6,6 +6,7 @@ order, same scores. A framework that is not installed skips its tests with the e
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import io
@@ -126,12 +127,14 @@ def test_langchain_honours_k_filters_and_overrides(index: Index, langchain_retri
     assert len(retriever.invoke(query)) == 6  # the override did not stick
 
 
-def test_langchain_chunks_and_batch(index: Index, langchain_retriever: type) -> None:
+def test_langchain_chunks_batch_and_async(index: Index, langchain_retriever: type) -> None:
     retriever = langchain_retriever(index, k=3, chunks=True, mode="dense")
     got = retriever.batch(QUERIES[:2])
     for query, docs in zip(QUERIES[:2], got, strict=True):
         hits = index.search(query, k=3, mode="dense", documents=False)
         assert [d.id for d in docs] == [h.chunk_id for h in hits]
+    later = asyncio.run(retriever.ainvoke(QUERIES[0], k=2))  # LangChain's async path runs the same search
+    assert [d.id for d in later] == [h.chunk_id for h in index.search(QUERIES[0], k=2, mode="dense", documents=False)]
 
 
 def test_langchain_opens_a_path_and_rejects_bad_options(index: Index, langchain_retriever: type) -> None:
@@ -173,6 +176,8 @@ def test_llamaindex_node_fields(index: Index, llamaindex_retriever: type) -> Non
 def test_llamaindex_honours_k_and_filters(index: Index, llamaindex_retriever: type) -> None:
     query = "the crust of the earth and baking bread"
     assert len(llamaindex_retriever(index, k=2).retrieve(query)) == 2
+    later = asyncio.run(llamaindex_retriever(index, k=2).aretrieve(query))
+    assert [n.node.ref_doc_id for n in later] == ids(index, query, k=2)
     for filters in ({"topic": "food"}, ["year>=2022", "topic!=earth"]):
         got = llamaindex_retriever(index, k=6, filters=filters).retrieve(query)
         assert [n.node.ref_doc_id for n in got] == ids(index, query, k=6, filters=filters)

@@ -22,9 +22,10 @@ from fieldtune.search.index import Index, SearchResult
 from fieldtune.search.options import SearchMode
 
 try:
-    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
     from langchain_core.documents import Document
     from langchain_core.retrievers import BaseRetriever
+    from langchain_core.runnables.config import run_in_executor
     from pydantic import InstanceOf
 except ImportError as error:
     raise MissingExtraError(
@@ -70,6 +71,14 @@ class FieldtuneRetriever(BaseRetriever):
     ) -> list[Document]:
         options = self.options.with_overrides(self.index, k=k, mode=mode, dim=dim, filters=filters, chunks=chunks)
         return [self._document(result, options.chunks) for result in options.search(self.index, query)]
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **overrides: Any
+    ) -> list[Document]:
+        """``ainvoke``: the same search in a worker thread (LangChain's default would drop the overrides)."""
+        return await run_in_executor(
+            None, self._get_relevant_documents, query, run_manager=run_manager.get_sync(), **overrides
+        )
 
     @staticmethod
     def _document(result: SearchResult, chunks: bool) -> Document:
