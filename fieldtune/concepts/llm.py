@@ -28,6 +28,7 @@ extraction resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections import Counter
@@ -235,12 +236,15 @@ class LLMExtractor:
         answers = AnswerCache(Path(cache.path).with_name("llm-answers.jsonl")) if cache is not None else None
         config_hash = self.config_hash()
         fresh: dict[str, ChunkAnswer] = {}
-        with LLMClient(self.endpoint) as client:
-            client.check()
+        with contextlib.ExitStack() as stack:
+            clients: list[LLMClient] = []  # made at the first request: a fully cached run needs no server
 
             def extract_batch(texts: Sequence[str]) -> list[list[Found]]:
-                replies = client.complete_many([build_prompt(t, self.max_chars) for t in texts],
-                                               max_tokens=self.max_tokens, stop=_STOP)
+                if not clients:
+                    clients.append(stack.enter_context(LLMClient(self.endpoint)))
+                    clients[0].check()
+                replies = clients[0].complete_many([build_prompt(t, self.max_chars) for t in texts],
+                                                   max_tokens=self.max_tokens, stop=_STOP)
                 checked = [check_answer(t, r, max_words=self.max_words, max_concepts=self.max_concepts)
                            for t, r in zip(texts, replies, strict=True)]
                 keys = [ExtractionCache.make_key(self.name, config_hash, t) for t in texts]

@@ -87,7 +87,8 @@ class LLMEndpoint:
 class LLMClient:
     """Talks to one :class:`LLMEndpoint`; use as a context manager or call :meth:`close`."""
 
-    def __init__(self, endpoint: LLMEndpoint) -> None:
+    def __init__(self, endpoint: LLMEndpoint, *, api_key: str | None = None) -> None:
+        """``api_key`` overrides the variable ``endpoint.api_key_env`` (for a server this process started)."""
         try:
             endpoint.validate()
         except ValueError as error:
@@ -96,7 +97,7 @@ class LLMClient:
         self.endpoint = endpoint
         self._httpx = httpx
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(endpoint.api_key_env, "").strip()
+        key = api_key if api_key is not None else os.environ.get(endpoint.api_key_env, "").strip()
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._http = httpx.Client(
