@@ -154,6 +154,13 @@ def test_a_bad_record_is_refused_by_name_and_nothing_is_added(
     assert index.manifest.counts.documents == len(TOPICS) and "okapi" not in ids_for(client, OKAPI_QUERY)
 
 
+def test_openapi_describes_the_write_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    add = paths["/documents"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert add["type"] == "array" and add["maxItems"] == MAX_DOCUMENTS_PER_REQUEST
+    assert "delete" in paths["/documents/{doc_id}"] and "ids" in str(paths["/documents/delete"]["post"]["requestBody"])
+
+
 def test_a_body_that_is_not_json_is_400(client: TestClient) -> None:
     for content in (b'[{"id": "a", "text": ', b"", b"\xff\xfe"):
         response = client.post("/documents", content=content, headers={"Content-Type": "application/json"})

@@ -43,6 +43,20 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 #: Where a record of ``POST /documents`` came from, for errors and ``Document.source``.
 ADD_SOURCE = "POST /documents"
 
+#: The request bodies, for ``/openapi.json`` (the routes read the body themselves, to name a bad record).
+_RECORD = {
+    "type": "object",
+    "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "text": {"type": "string"},
+                   "metadata": {"type": "object"}},
+    "required": ["id"],
+    "additionalProperties": True,
+}
+_ADD_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "array", "items": _RECORD, "maxItems": MAX_DOCUMENTS_PER_REQUEST}}}}}
+_DELETE_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "string"}}},
+               "required": ["ids"]}}}}}
+
 router = APIRouter()
 
 
@@ -111,7 +125,7 @@ def _counts(index: Index) -> dict[str, int]:
 
 
 @router.post("/documents", summary="Add documents (or replace those with the same id); needs the API key",
-             response_model=None)
+             response_model=None, openapi_extra=_ADD_BODY)
 async def add_documents(request: Request) -> dict[str, Any] | JSONResponse:
     try:
         index = _index_for_writing(request)
@@ -125,7 +139,8 @@ async def add_documents(request: Request) -> dict[str, Any] | JSONResponse:
     return {"added": added, "ids": [doc.id for doc in documents], **_counts(index)}
 
 
-@router.post("/documents/delete", summary="Delete documents by id; needs the API key", response_model=None)
+@router.post("/documents/delete", summary="Delete documents by id; needs the API key", response_model=None,
+             openapi_extra=_DELETE_BODY)
 async def delete_documents(request: Request) -> dict[str, Any] | JSONResponse:
     try:
         index = _index_for_writing(request)
