@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -88,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-seconds", type=float, default=600.0, help="stop sending after this long"
     )
+    parser.add_argument("--client", choices=["httpx", "raw"], default="httpx",
+                        help="httpx.AsyncClient, or a bare keep-alive HTTP/1.1 client (less of the CPU it shares)")
     parser.add_argument("--out", type=Path, default=RESULTS / "load_http")
     args = parser.parse_args(argv)
     if not (1 <= args.clients <= 200 and 1 <= args.requests <= 100_000):
@@ -148,26 +151,40 @@ def running_server(index: Path, timeout: float = 180.0) -> Iterator[str]:
 
 
 async def load(url: str, queries: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    """``args.requests`` searches from ``args.clients`` concurrent clients."""
+    """``args.requests`` searches from ``args.clients`` concurrent clients.
+
+    ``args.client`` (default ``httpx``): ``httpx`` sends them with an ``httpx.AsyncClient``; ``raw``
+    with :func:`raw_get`, a bare keep-alive HTTP/1.1 client on asyncio streams, one connection per
+    client. Both run on the server's machine; ``raw`` spends a fraction of httpx's CPU time a
+    request, which on 2 shared cores is otherwise taken from the server being measured.
+    """
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     counter = iter(range(args.requests))
     stop_at = time.monotonic() + args.max_seconds
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
+    raw = getattr(args, "client", "httpx") == "raw"
 
     async def client(http: httpx.AsyncClient) -> None:
+        connection = None
         for n in counter:
             if time.monotonic() > stop_at:
-                return
+                break
             params = {"q": queries[n % len(queries)], "k": str(args.k), "mode": args.mode}
             start = time.perf_counter()
             try:
-                response = await http.get("/search", params=params)
-                statuses[str(response.status_code)] += 1
-                if response.status_code == 200:
+                if raw:
+                    connection = connection or await asyncio.open_connection(*_host_port(url))
+                    status = await raw_get(connection, "/search?" + urlencode(params))
+                else:
+                    status = (await http.get("/search", params=params)).status_code
+                statuses[str(status)] += 1
+                if status == 200:
                     latencies.append((time.perf_counter() - start) * 1000)
-            except httpx.HTTPError as error:
+            except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError) as error:
                 statuses[type(error).__name__] += 1
+                connection = _close(connection)
+        _close(connection)
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
         start = time.perf_counter()
@@ -187,6 +204,34 @@ async def load(url: str, queries: list[str], args: argparse.Namespace) -> dict[s
         "mean_ms": round(statistics.fmean(ordered), 1) if ordered else None,
         "max_ms": round(ordered[-1], 1) if ordered else None,
     }
+
+
+async def raw_get(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], target: str) -> int:
+    """``GET target`` on a kept-alive connection; the response's status (its body is read and dropped).
+
+    Reads exactly what HTTP/1.1 says: the head up to its blank line, then ``Content-Length`` bytes
+    (every answer of the search service carries one); anything else is a ValueError.
+    """
+    reader, writer = connection
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode("ascii"))
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(":", 1) for line in header_lines if ":" in line)
+    length = {name.strip().lower(): value.strip() for name, value in headers.items()}.get("content-length")
+    if length is None:
+        raise ValueError(f"no Content-Length in the answer ({status_line})")
+    await reader.readexactly(int(length))
+    return int(status_line.split(" ", 2)[1])
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+def _close(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+    if connection is not None:
+        connection[1].close()
 
 
 async def malformed(url: str, rounds: int, clients: int) -> dict[str, Any]:

@@ -15,7 +15,10 @@ says it repeats queries.
    thread while the query is encoded pays (sequential vs overlapped, same queries).
 2. HTTP (``fieldtune serve`` in a child process, real uvicorn on loopback, as
    ``load_http.py``): the first query after start, then p50/p95 at one client, then
-   p50/p99/errors at 20 concurrent clients.
+   p50/p99/errors at 20 concurrent clients, sent once with ``httpx.AsyncClient`` and once with
+   ``load_http.py``'s bare keep-alive client (``--client raw``), which takes less of the
+   2 cores the client shares with the server (each row states the client's and the
+   server's CPU milliseconds a request).
 
 Writes ``benchmarks/results/search_latency.json`` and ``.md`` with the CPU model and
 flags and the load average before and after. The machine is shared: run it once.
@@ -30,6 +33,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import statistics
 import sys
 import threading
@@ -116,12 +120,15 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def timed(call: Callable[[str], Any], queries: list[str]) -> dict[str, float]:
+    """Wall-clock percentiles of ``call`` per query, and this process's mean CPU time a call (on a busy
+    machine wall time grows with the other processes' load; CPU time much less)."""
     times = []
+    cpu = time.process_time()
     for query in queries:
         start = time.perf_counter()
         call(query)
         times.append((time.perf_counter() - start) * 1000)
-    return percentiles(times)
+    return {**percentiles(times), "cpu_ms": round((time.process_time() - cpu) * 1000 / len(queries), 2)}
 
 
 def concurrent_in_process(index: Any, queries: list[str], threads: int) -> dict[str, Any]:
@@ -196,12 +203,20 @@ def in_process(root: Path, queries: list[str], per_mode: int, threads: int) -> d
 
 
 def over_http(root: Path, queries: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    one = queries[: args.http_queries]
-    many = queries[args.http_queries : args.http_queries + args.requests]
+    """The HTTP rows; every query the server gets is new to it (its LRU is its own, not this process's).
+
+    One client: the queries after the in-process ones; 20 httpx clients: the next ones; 20 raw
+    clients: the first ones (asked in this process only, never of the server).
+    """
+    first_http = 10 * args.per_mode
+    one = queries[first_http : first_http + args.http_queries]
+    many_by_client = {"httpx": queries[first_http + args.http_queries :][: args.requests],
+                      "raw": queries[: args.requests]}
     out: dict[str, Any] = {}
     start = time.perf_counter()
     with running_server(root) as url:
         out["server_ready_s"] = round(time.perf_counter() - start, 1)  # process start, model, warm-up
+        server_pid = _child_pid()
         with httpx.Client(base_url=url, timeout=60) as http:
             first = time.perf_counter()
             http.get("/search", params={"q": "first query after start: bone fractures", "k": "10"}).raise_for_status()
@@ -214,16 +229,38 @@ def over_http(root: Path, queries: list[str], args: argparse.Namespace) -> dict[
                     errors += 1
 
             out["one_client"] = {**timed(get, one), "errors": errors}
-        settings = argparse.Namespace(requests=len(many), clients=args.clients, k=10, mode="hybrid",
-                                      max_seconds=600.0)
-        out["concurrent"] = {"clients": args.clients, **asyncio.run(load(url, many, settings))}
+        for key, client in (("concurrent", "httpx"), ("concurrent_raw", "raw")):
+            many = many_by_client[client]
+            settings = argparse.Namespace(requests=len(many), clients=args.clients, k=10, mode="hybrid",
+                                          max_seconds=600.0, client=client)
+            before = _cpu_seconds(server_pid), resource.getrusage(resource.RUSAGE_SELF)
+            run = asyncio.run(load(url, many, settings))
+            after = _cpu_seconds(server_pid), resource.getrusage(resource.RUSAGE_SELF)
+            client_s = sum(getattr(after[1], f) - getattr(before[1], f) for f in ("ru_utime", "ru_stime"))
+            out[key] = {"clients": args.clients, "client": client, **run,
+                        "server_cpu_ms_per_request": round((after[0] - before[0]) * 1000 / run["requests"], 2),
+                        "client_cpu_ms_per_request": round(client_s * 1000 / run["requests"], 2)}
         out["server_query_cache"] = httpx.get(url + "/health", timeout=10).json()["index"].get("query_cache")
     return out
 
 
+def _child_pid() -> int:
+    """The server's process id (the one child this process has started)."""
+    children = []
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        children += Path(f"/proc/{os.getpid()}/task/{task}/children").read_text().split()
+    return int(children[0])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     idx, local, http = result["index"], result["in_process"], result["http"]
-    many, verdict = http["concurrent"], result["targets"]
+    verdict = result["targets"]
     lines = [
         "# Search latency (`benchmarks/search_latency.py`)",
         "",
@@ -235,8 +272,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"Load average (1 min) before / after: {result['load_before'][0]:.2f} / {result['load_after'][0]:.2f} "
         f"on {result['hardware']['cores']} cores (a shared machine: other jobs ran meanwhile).",
         "",
-        "| in process, one caller | p50 ms | p95 ms | n |",
-        "|---|---:|---:|---:|",
+        "| in process, one caller | p50 ms | p95 ms | n | CPU ms a call |",
+        "|---|---:|---:|---:|---:|",
     ]
     labels = [("hybrid", "hybrid search (k=10)"), ("dense", "dense search"), ("bm25", "BM25 search"),
               ("hybrid_repeated", "hybrid, repeated query (LRU hit)"), ("encode", "query encode alone"),
@@ -244,7 +281,8 @@ def to_markdown(result: dict[str, Any]) -> str:
               ("encode_then_bm25", "encode, then BM25"),
               ("encode_with_bm25_in_a_thread", "encode with BM25 in a thread")]
     for key, text in labels:
-        lines.append(f"| {text} | {local[key]['p50_ms']} | {local[key]['p95_ms']} | {local[key]['n']} |")
+        row = local[key]
+        lines.append(f"| {text} | {row['p50_ms']} | {row['p95_ms']} | {row['n']} | {row.get('cpu_ms', '')} |")
     many_local = local["threads"]
     lines += [
         "",
@@ -256,12 +294,20 @@ def to_markdown(result: dict[str, Any]) -> str:
     one = http["one_client"]
     lines += [
         "",
-        "| HTTP (`fieldtune serve`, uvicorn, loopback) | p50 ms | p95 ms | p99 ms | errors | req/s |",
-        "|---|---:|---:|---:|---:|---:|",
-        f"| first query after start | {http['first_query_ms']} | | | 0 | |",
-        f"| 1 client, hybrid | {one['p50_ms']} | {one['p95_ms']} | {one['p99_ms']} | {one['errors']} | |",
-        f"| {many['clients']} clients, hybrid, {many['requests']} requests | {many['p50_ms']} | | {many['p99_ms']} "
-        f"| {many['errors']} | {many['requests_per_s']} |",
+        "| HTTP (`fieldtune serve`, uvicorn, loopback) | p50 ms | p95 ms | p99 ms | errors | req/s "
+        "| CPU ms a request: server / client |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| first query after start | {http['first_query_ms']} | | | 0 | | |",
+        f"| 1 client, hybrid | {one['p50_ms']} | {one['p95_ms']} | {one['p99_ms']} | {one['errors']} | | |",
+    ]
+    for key in ("concurrent", "concurrent_raw"):
+        many = http[key]
+        lines.append(
+            f"| {many['clients']} clients ({many['client']}), hybrid, {many['requests']} requests | {many['p50_ms']} "
+            f"| | {many['p99_ms']} | {many['errors']} | {many['requests_per_s']} "
+            f"| {many['server_cpu_ms_per_request']} / {many['client_cpu_ms_per_request']} |"
+        )
+    lines += [
         "",
         "Targets (issue 15): " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in verdict.items()),
         "",
@@ -281,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{len(queries)} distinct queries; the settings need {needed}")
     manifest = json.loads((args.index / "index.json").read_text(encoding="utf-8"))
     local = in_process(args.index, queries, args.per_mode, args.clients)
-    http = over_http(args.index, queries[10 * args.per_mode :], args)
+    http = over_http(args.index, queries, args)
     result = {
         "hardware": hardware(),
         "load_before": load_before,
@@ -297,9 +343,12 @@ def main(argv: list[str] | None = None) -> int:
     result["targets"] = {
         "in-process hybrid p50 <= 15 ms": local["hybrid"]["p50_ms"] <= TARGETS["inprocess_hybrid_p50_ms"],
         "HTTP p50 <= 25 ms at 1 client": http["one_client"]["p50_ms"] <= TARGETS["http_p50_ms"],
-        "20 clients: 0 errors and p99 <= 250 ms": http["concurrent"]["errors"] == 0
-        and http["concurrent"]["p99_ms"] <= TARGETS["concurrent_p99_ms"],
     }
+    for key in ("concurrent", "concurrent_raw"):
+        many = http[key]
+        result["targets"][f"20 clients ({many['client']}): 0 errors and p99 <= 250 ms"] = (
+            many["errors"] == 0 and many["p99_ms"] <= TARGETS["concurrent_p99_ms"]
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     markdown = to_markdown(result)
