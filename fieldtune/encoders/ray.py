@@ -46,6 +46,9 @@ RAY_EXTRA = "ray"
 BLOCKS_PER_WORKER = 4
 #: texts per model call inside an actor (the Encoder's batch size is for the local backend)
 ACTOR_BATCH = 32
+#: blocks queued on an actor at a time: with Ray's default (4) the first actor ready took every block of
+#: a small corpus while the others were still loading the model, and a free actor could not take queued work
+TASKS_IN_FLIGHT_PER_ACTOR = 1
 
 
 class RayEncodingError(FieldtuneError):
@@ -201,7 +204,8 @@ class RayBackend:
         encoded = ray.data.from_arrow(blocks).map_batches(
             DocumentActor, fn_constructor_args=(self.ref, self.precision, self.settings.threads),
             batch_size=max(ACTOR_BATCH, batch_size), batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=size), **resources,
+            compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=TASKS_IN_FLIGHT_PER_ACTOR),
+            **resources,
         )
         return self._collect(encoded, len(texts))
 
