@@ -8,7 +8,7 @@ TORCH_PIN ?= torch==2.13.0
 STAMP := $(VENV)/.fieldtune-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow test-all test-browser lint benchmarks bench-http clean
+.PHONY: install install-llm demo test test-slow test-all test-browser lint benchmarks bench-http clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The local LLM server of the LLM plug-in tests (llama-cpp-python compiles from source: ~11 min on 2 cores,
+# once; pip keeps the built wheel). Not part of `install`: the demo and the default suite do not need it.
+install-llm: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[llm-server]"
 
 demo: $(STAMP)
 	$(VENV)/bin/fieldtune demo --out out/demo
