@@ -217,6 +217,23 @@ class GateRecord:
     def with_hybrid(self, hybrid: Mapping[str, Any] | None) -> GateRecord:
         return replace(self, hybrid=dict(hybrid) if hybrid is not None else None)
 
+    def relative_to(self, root: Path) -> GateRecord:
+        """The record with its paths inside ``root`` (the work directory) made relative to it.
+
+        ``gate.json`` travels with the model (``fieldtune push`` uploads it): it must not carry the
+        builder's home directory, and a moved work directory must still read right.
+        """
+
+        def inside(path: str | None) -> str | None:
+            if not path:
+                return path
+            try:
+                return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+            except ValueError:
+                return path
+
+        return replace(self, directory=inside(self.directory), dev_queries_file=inside(self.dev_queries_file))
+
     @property
     def dense_weight(self) -> float | None:
         """The hybrid fusion weight chosen for this model, if the build chose one."""

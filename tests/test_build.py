@@ -44,6 +44,8 @@ def test_build_produces_model_card_and_manifest(built: tuple[Path, Path]) -> Non
         assert needle in card
     gate = json.loads((out / "model" / "gate.json").read_text())
     assert gate["chosen"] in {"trained", "averaged", "base"} and set(gate["scores"]) == {"trained", "averaged", "base"}
+    # gate.json travels with the model (push uploads it): no path of the builder's machine in it
+    assert str(out.resolve()) not in (out / "model" / "gate.json").read_text()
     assert (out / "derived-dev" / "qrels" / "test.tsv").exists()
     derived = json.loads((out / "eval" / "derived.json").read_text())
     assert {"minilm", "bm25"} <= set(derived["systems"])

@@ -192,3 +192,10 @@ def test_a_kept_base_record_drops_the_query_side_route_claims() -> None:
     kept = record.kept_base(note="kept")
     assert "query_side" not in kept.extra and "document_fingerprint" not in kept.extra
     assert kept.extra["x"] == 1 and kept.base_weights_kept
+
+
+def test_a_gate_record_keeps_no_path_of_the_work_directory(tmp_path: Path) -> None:
+    inside, outside = tmp_path / "candidates" / "trained", "/elsewhere/dev"
+    record = GateRecord(chosen="trained", scores={"trained": 0.5, "base": 0.4}, directory=str(inside),
+                        dev_queries_file=outside).relative_to(tmp_path)
+    assert record.directory == "candidates/trained" and record.dev_queries_file == outside

@@ -147,7 +147,7 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
     install_model(source, ctx.output(MODEL))
     # scored with the weights the gate already encoded with (the kept base's saved copy would be a cache miss)
     scored = config.base if record.chosen == "base" else str(source)
-    record = record.with_hybrid(_hybrid_weight(ctx, dev, scored))
+    record = record.with_hybrid(_hybrid_weight(ctx, dev, scored)).relative_to(ctx.workdir.root)
     record.write(ctx.output(MODEL))
     return record.stats()
 
