@@ -67,7 +67,7 @@ def test_build_concepts_with_the_llm_extractor(server: str, with_key: None, tmp_
     args = ["concepts", str(corpus), "--out", str(out), "--llm-url", server, "--llm-model", MODEL]
     code, stdout, stderr = run_cli(args, capsys, monkeypatch)
     assert code == 0, stderr
-    graph = read_graph(out / "concepts")
+    graph = read_graph(out)
     counts = graph.stats["extractor"]
     assert graph.config["extractor"] == "llm" and graph.config["llm"]["model"] == MODEL
     assert counts["chunks_answered"] == N_DOCS and counts["chunks_from_cache"] == 0

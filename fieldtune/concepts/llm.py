@@ -216,7 +216,7 @@ class LLMExtractor:
     endpoint: LLMEndpoint
     max_words: int = 4
     batch_size: int = 8
-    max_tokens: int = 320
+    max_tokens: int = 192
     max_chars: int = 1500
     max_concepts: int = 12
     name: ClassVar[str] = "llm"
