@@ -235,8 +235,11 @@ def render_card(root: Path, *, corpus: str, config: Any, figures: str = "") -> s
         "## The concept graph", "",
         f"{len(concepts):,} concepts and {len(edges):,} edges "
         f"({', '.join(f'{t}: {n:,}' for t, n in sorted(edge_types.items()))}), "
-        "extracted offline from the corpus (candidate terms scored by corpus statistics, variants merged, "
-        "descriptions taken from the corpus). Top concepts:", "",
+        + (f"read from the corpus by an LLM ({graph.config['llm']['model']}: names found in the chunk text, "
+           "scored by corpus statistics, variants merged). Top concepts:"
+           if graph.config.get("extractor") == "llm" and graph.config.get("llm") else
+           "extracted offline from the corpus (candidate terms scored by corpus statistics, variants merged, "
+           "descriptions taken from the corpus). Top concepts:"), "",
         *markdown_table(["Concept", "Documents", "Aliases", "Description"], [
             [c.name, str(len(c.doc_ids)), str(len(c.aliases)), (c.description or "")[:110].replace("|", "\\|")]
             for c in concepts[:20]

@@ -190,3 +190,20 @@ def test_python_api_takes_an_llm_and_checks_it_first(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     with pytest.raises(LLMEndpointError, match=url):
         fieldtune.build(tmp_path / "missing.jsonl", out=tmp_path / "out", llm=LLMEndpoint(url, "gemma"))
+
+
+def test_the_card_says_an_llm_read_the_concepts(tmp_path: Path) -> None:
+    from fieldtune.card import render_card
+    from fieldtune.concepts import read_graph
+    from tests.test_card import card_config, training_record, write_build
+
+    write_build(tmp_path, training_record(), None)
+    offline = render_card(tmp_path, corpus="corpus.jsonl", config=card_config())
+    graph = read_graph(tmp_path)
+    graph.config = {"extractor": "llm", "llm": {"url": "http://127.0.0.1:8080/v1", "model": "gemma-3-270m"}}
+    graph.kinds = {"hall-algebra": "object"}
+    graph.write(tmp_path)
+    assert read_graph(tmp_path).kinds == {"hall-algebra": "object"}
+    card = render_card(tmp_path, corpus="corpus.jsonl", config=card_config())
+    assert "read from the corpus by an LLM (gemma-3-270m" in card and "read from the corpus by an LLM" not in offline
+    assert "extracted offline from the corpus" in offline and "extracted offline" not in card
