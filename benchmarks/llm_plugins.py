@@ -136,19 +136,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="llm-bench-"))
     cache = ExtractionCache(work / "extraction-cache.jsonl")
     load = os.getloadavg()
+    budget = ConceptConfig().concept_budget(len(docs))  # the whole fixture's budget, also when fewer were extracted
     with endpoint(args) as llm:
         done, extract_s = extract(llm, chunks, cache, args.extract_minutes)
         found, asked, query_s = queries(llm, done, work / "queries.jsonl", args.query_minutes)
-        graphs = {f"llm_min_df_{min_df}": build_graph(done, config=ConceptConfig(extractor="llm", llm=llm,
-                                                                               min_df=min_df),
-                                                      cache_dir=work, progress=False)
+        graphs = {f"llm_min_df_{min_df}": build_graph(done, config=ConceptConfig(
+            extractor="llm", llm=llm, min_df=min_df, max_concepts=budget), cache_dir=work, progress=False)
                   for min_df in (2, 1)}  # every answer is cached by now: no request here
-    graphs["statistical"] = build_graph(done, config=ConceptConfig(), cache_dir=work, progress=False)
+    graphs["statistical"] = build_graph(done, config=ConceptConfig(max_concepts=budget), cache_dir=work,
+                                        progress=False)
     n_docs_done = len({c.doc_id for c in done})
     per_100 = {"extract": round(100 * extract_s / max(len(done), 1), 1),
                "queries": round(100 * query_s / max(asked, 1), 1)}
     return {
         "fixture": name, "documents": len(docs), "chunks": len(chunks), "model": f"{MODEL_ALIAS} Q4_K_M (base)",
+        "max_concepts": budget,
         "server": args.url or f"llama-cpp-python server, {args.threads} threads, n_ctx 2048",
         "load_average_at_start": [round(x, 2) for x in load],
         "extracted": {"documents": n_docs_done, "chunks": len(done), "seconds": round(extract_s, 1)},
@@ -182,7 +184,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"Extrapolated, not measured: all {result['documents']} documents ({result['chunks']} chunks) "
                   f"would take about {est['extract'] / 60:.0f} min to extract and {est['queries'] / 60:.0f} min "
                   "to write queries at these rates.", ""]
-    lines += ["| graph | concepts | edges by type | kinds |", "|---|---|---|---|"]
+    lines += [f"Graphs of the extracted chunks, each with the concept budget of all {result['documents']} documents "
+              f"(max_concepts {result['max_concepts']}):", "",
+              "| graph | concepts | edges by type | kinds |", "|---|---|---|---|"]
     for key, graph in result["graphs"].items():
         edges = ", ".join(f"{k} {v}" for k, v in graph["edges"].items() if v) or "none"
         kinds = ", ".join(f"{k} {v}" for k, v in graph["kinds"].items()) or "-"
