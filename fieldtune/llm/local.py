@@ -11,6 +11,7 @@ llama.cpp from source: ~11 minutes on 2 cores). The command line it runs is
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -55,8 +56,10 @@ def serve_gguf(model: Path, *, alias: str, threads: int = 2, n_ctx: int = 2048, 
     port = free_port()
     log = log or Path(tempfile.gettempdir()) / f"fieldtune-llama-server-{port}.log"
     with open(log, "wb") as out:
+        # llama.cpp's OpenMP pool follows OMP_NUM_THREADS, which a caller on a shared machine may have set to 1
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         process = subprocess.Popen(server_command(model, alias=alias, port=port, threads=threads, n_ctx=n_ctx,
-                                                  api_key=api_key), stdout=out, stderr=subprocess.STDOUT)
+                                                  api_key=api_key), stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         _wait(process, LLMEndpoint(url, alias, connect_timeout=1.0), api_key, log)
