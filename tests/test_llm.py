@@ -6,15 +6,25 @@ tests/test_llm_server.py (slow).
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from fieldtune.concepts import ConceptConfig, ExtractionCache, get_extractor
+from fieldtune.concepts import (
+    EXTRACTORS,
+    ConceptConfig,
+    ConceptGraph,
+    ExtractionCache,
+    TermCandidate,
+    build_graph,
+    get_extractor,
+    register_extractor,
+)
 from fieldtune.concepts.edges import stated_edges
-from fieldtune.concepts.extractors import StatedRelation, StatingExtractor
+from fieldtune.concepts.extractors import StatedFacts, StatedRelation, StatingExtractor
 from fieldtune.concepts.llm import ANSWER_SCHEMA, KINDS, RELATIONS, build_prompt, check_answer
 from fieldtune.config import BuildConfig, BuildConfigError
 from fieldtune.llm import AnswerCache, LLMClient, LLMEndpoint, LLMEndpointError, read_object
@@ -207,3 +217,43 @@ def test_the_card_says_an_llm_read_the_concepts(tmp_path: Path) -> None:
     card = render_card(tmp_path, corpus="corpus.jsonl", config=card_config())
     assert "read from the corpus by an LLM (gemma-3-270m" in card and "read from the corpus by an LLM" not in offline
     assert "extracted offline from the corpus" in offline and "extracted offline" not in card
+
+
+class _StatingExtractor:
+    """A stand-in for an extractor that states relations (the interface build_graph reads, no model behind it)."""
+
+    name = "stating-test"
+
+    def __init__(self) -> None:
+        self._facts = StatedFacts()
+
+    def extract(self, chunks, *, cache=None, progress=True):
+        names = ("Hall algebra", "quantum group", "Kostka number")
+        found = [TermCandidate(name, chunk.id, chunk.text.find(name)) for chunk in chunks for name in names
+                 if name in chunk.text]
+        self._facts = StatedFacts(
+            [StatedRelation("Hall algebras", "quantum groups", EdgeType.GENERALIZES, chunks[0].id),
+             StatedRelation("Kostka number", "Schur function", EdgeType.EXTENDS, chunks[0].id)],
+            {"hall algebra": "object", "kostka number": "quantity"}, {"concepts_kept": len(found)})
+        return found
+
+    def stated(self) -> StatedFacts:
+        return self._facts
+
+
+if "stating-test" not in EXTRACTORS:
+    register_extractor("stating-test", lambda config: _StatingExtractor())
+
+
+def test_build_graph_turns_stated_relations_and_kinds_into_edges_and_kinds() -> None:
+    texts = ["The Hall algebra of a category maps onto a quantum group. The Kostka number appears.",
+             "Every Hall algebra here is graded; the quantum group acts. A Kostka number counts tableaux."]
+    chunks = [Chunk(f"d{i}#0", f"d{i}", 0, text, 0, len(text), 20) for i, text in enumerate(texts)]
+    graph = build_graph(chunks, config=ConceptConfig(min_df=1, max_df=1.0), extractor="stating-test", progress=False)
+    ids = {c.name.casefold(): c.id for c in graph.concepts}
+    stated = [(e.source, e.target, e.type) for e in graph.edges if e.type is EdgeType.GENERALIZES]
+    assert stated == [(ids["hall algebra"], ids["quantum group"], EdgeType.GENERALIZES)]
+    assert not [e for e in graph.edges if e.type is EdgeType.EXTENDS]  # "Schur function" is no concept here
+    assert graph.kinds == {ids["hall algebra"]: "object", ids["kostka number"]: "quantity"}
+    assert graph.stats["kinds"] == {"object": 1, "quantity": 1} and graph.stats["extractor"] == {"concepts_kept": 6}
+    assert ConceptGraph.from_dict(json.loads(graph.to_json())).kinds == graph.kinds
