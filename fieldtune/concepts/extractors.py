@@ -9,22 +9,26 @@ Work is done in batches of chunk texts through :func:`run_batches`, which
 consults an :class:`ExtractionCache` first and appends each finished batch to
 it, so a rerun, or a run after an interruption, only extracts what is missing.
 
-Plugging in an LLM extractor
-----------------------------
-In a new module (``concepts/llm.py``), write a class with a ``name`` and an
+Plugging in an extractor
+------------------------
+:mod:`fieldtune.concepts.llm` is the worked example: an LLM extractor behind an
+OpenAI-compatible endpoint, which also states relations and kinds
+(:class:`StatingExtractor`, which :func:`build_graph` turns into typed edges).
+In a new module, write a class with a ``name`` and an
 ``extract`` method that calls :func:`run_batches` with a batch function
-sending, say, 8 chunk texts per request and returning, per text,
+taking, say, 8 chunk texts at a time and returning, per text,
 ``(surface, start, hint)`` triples, where ``hint`` is the model's one-sentence
 description of the term (``start`` may be -1 when the model does not give an
 offset). Give it a ``config_hash`` covering the model name, prompt and
 temperature, so changing any of them invalidates the cache. Register it at the
 end of that module::
 
-    register_extractor("llm", lambda config: LLMExtractor(model="...", prompt=PROMPT))
+    register_extractor("my-extractor", lambda config: MyExtractor(...))
 
 import the module in the package ``__init__`` (as is done for
 :mod:`fieldtune.concepts.statistical`), and select it with
-``build_graph(chunks, extractor="llm")``. Nothing else changes: hints become
+``build_graph(chunks, extractor="my-extractor")`` (or
+``ConceptConfig(extractor=...)``, which the build's concepts stage follows). Nothing else changes: hints become
 descriptions when the corpus has no defining sentence for a concept. With
 fewer, better candidates, a lower ``min_df`` (even 1) is usually right.
 """
