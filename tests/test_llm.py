@@ -71,8 +71,9 @@ def test_check_answer_drops_made_up_names_and_counts_every_repair() -> None:
         '["Kostka number", "generalizes"]]}'
     )
     checked = check_answer(TEXT, answer, max_words=4, max_concepts=12)
+    # names as the chunk spells them, at their offsets ("semistandard tableaux" starts the first sentence)
     assert [(name, TEXT[start:start + len(name)]) for name, start, _, _ in checked.concepts] == [
-        ("Kostka number", "Kostka number"), ("semistandard tableaux", "Semistandard tableaux"),
+        ("Kostka number", "Kostka number"), ("Semistandard tableaux", "Semistandard tableaux"),
         ("standard Young tableaux", "standard Young tableaux")]
     assert [kind for _, _, kind, _ in checked.concepts] == ["quantity", "other", "object"]
     assert checked.relations == [("semistandard tableaux", "generalizes", "standard Young tableaux")]

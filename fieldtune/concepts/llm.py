@@ -83,7 +83,7 @@ ANSWER_SCHEMA: dict[str, Any] = {
     },
     "required": ["concepts"],
 }
-EXTRACTION_PROMPT_VERSION = "1"
+EXTRACTION_PROMPT_VERSION = "2"
 _EXAMPLES = (
     ("A Young tableau is a filling of a Young diagram with positive integers. Semistandard tableaux generalize "
      "standard Young tableaux, and the Kostka number counts the semistandard tableaux of a given shape and weight.",
@@ -114,14 +114,14 @@ def build_prompt(text: str, max_chars: int) -> str:
     return f"{EXTRACTION_PROMPT_HEADER}{shots}Text: {_SPACES.sub(' ', text[:max_chars]).strip()}\nJSON:"
 
 
-def _find(text: str, name: str) -> int:
-    """Offset of ``name`` in ``text`` (case and spacing ignored, whole words), or -1."""
+def _find(text: str, name: str) -> tuple[int, str]:
+    """Offset of ``name`` in ``text`` (case and spacing ignored, whole words) and its spelling there; (-1, "")."""
     words = name.split()
     if not words:
-        return -1
+        return -1, ""
     pattern = r"(?<!\w)" + r"\s+".join(re.escape(word) for word in words) + r"(?!\w)"
     found = re.search(pattern, text, re.IGNORECASE)
-    return found.start() if found else -1
+    return (found.start(), " ".join(found.group(0).split())) if found else (-1, "")
 
 
 def _fields(item: Any, keys: tuple[str, str, str]) -> list[Any] | None:
@@ -176,7 +176,7 @@ def check_answer(text: str, answer: str, *, max_words: int, max_concepts: int) -
         if len(name.split()) > max_words:
             counts["dropped_too_long"] += 1
             continue
-        start = _find(text, name)
+        start, name = _find(text, name)  # the chunk's own spelling: case counts when terms are scored
         if start < 0:
             counts["dropped_not_in_chunk"] += 1
             continue
@@ -200,7 +200,7 @@ def check_answer(text: str, answer: str, *, max_words: int, max_concepts: int) -
         relation = relation.lower().replace(" ", "_").replace("-", "_")
         if relation not in RELATIONS:
             counts["dropped_relation_type"] += 1
-        elif source.casefold() == target.casefold() or _find(text, source) < 0 or _find(text, target) < 0:
+        elif source.casefold() == target.casefold() or _find(text, source)[0] < 0 or _find(text, target)[0] < 0:
             counts["dropped_relation_not_in_chunk"] += 1
         else:
             result.relations.append((source, relation, target))
@@ -284,7 +284,10 @@ class LLMExtractor:
                 edge_type, forward = RELATIONS[relation]
                 source, target = (source, target) if forward else (target, source)
                 facts.relations.append(StatedRelation(source, target, edge_type, chunk.id))
-        facts.kinds = {name: tally.most_common(1)[0][0] for name, tally in kinds.items()}
+        facts.kinds = {  # the kind stated most often, a real kind before "other"
+            name: min(tally.items(), key=lambda item: (item[0] == "other", -item[1], item[0]))[0]
+            for name, tally in kinds.items()
+        }
         facts.counts = dict(sorted(counts.items()))
         logger.info("llm extractor (%s): %s", self.endpoint.describe(), facts.counts)
         return facts
