@@ -87,6 +87,8 @@ def _coerce(name: str, value: Any) -> Any:
             return LLMEndpoint(**value)
         except (TypeError, ValueError) as error:
             raise BuildConfigError(f"llm: {error} (give url and model, optionally api, connect_timeout, ...)") from None
+    if name == "llm" and value is not None and not isinstance(value, LLMEndpoint):
+        raise BuildConfigError(f"llm must be an LLMEndpoint or a dict with url and model; got {value!r}")
     if name == "pseudo_queries" and isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     if name == "on_error" and not isinstance(value, OnError):

@@ -198,6 +198,8 @@ def test_python_api_takes_an_llm_and_checks_it_first(tmp_path: Path) -> None:
         "http://127.0.0.1:1/v1", "gemma")
     with pytest.raises(BuildConfigError, match="llm: .*unexpected keyword argument 'modle'"):
         build_config(llm={"url": "http://127.0.0.1:1", "modle": "gemma"})
+    with pytest.raises(BuildConfigError, match="llm must be an LLMEndpoint or a dict with url and model"):
+        build_config(llm="http://127.0.0.1:1")
     url = f"http://127.0.0.1:{_closed_port()}"
     with pytest.raises(LLMEndpointError, match=url):
         fieldtune.build(tmp_path / "missing.jsonl", out=tmp_path / "out", llm=LLMEndpoint(url, "gemma"))
