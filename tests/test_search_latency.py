@@ -235,6 +235,35 @@ def test_a_batch_with_a_long_query_gives_each_query_its_own_vector(index: Index)
         np.testing.assert_allclose(vector, alone.encode([text], kind="query")[0], atol=1e-5)
 
 
+@pytest.mark.slow
+def test_an_openvino_query_encoder_pads_its_batches_without_changing_a_vector(tmp_path: Path) -> None:
+    """The graph path pads a batch to a multiple of PAD_TOKENS tokens: every query's vector stays its own."""
+    ov = pytest.importorskip("openvino")
+    from fieldtune.encoders.openvino import OpenVinoModel
+    from fieldtune.export import export_onnx
+    from fieldtune.onnx_layout import ONNX_FILE, ONNX_RECORD, OPENVINO_FILE
+    from fieldtune.search.query_cache import QueryEmbeddingCache
+    from fieldtune.search.query_models import PAD_TOKENS, QueryEmbedder
+
+    model_dir = export_onnx("minilm", tmp_path / "graph")  # an fp32 graph, run by OpenVINO as an int8 one is
+    ov.save_model(ov.convert_model(str(model_dir / ONNX_FILE)), str(model_dir / OPENVINO_FILE))
+    (model_dir / ONNX_FILE).unlink()
+    record = json.loads((model_dir / ONNX_RECORD).read_text(encoding="utf-8"))
+    record["files"] = sorted(p.name for p in model_dir.iterdir() if p.name != ONNX_RECORD) + [ONNX_RECORD]
+    (model_dir / ONNX_RECORD).write_text(json.dumps(record), encoding="utf-8")
+    encoder = Encoder(str(model_dir), use_cache=False, show_progress=False)
+    assert isinstance(encoder.model, OpenVinoModel)
+    embedder = QueryEmbedder(encoder, QueryEmbeddingCache(), threading.Lock())
+    texts = ["heat flow", "graph colouring of planar maps", "chaperone proteins fold",
+             " ".join(["structure constants of the Hall algebra"] * 6)]
+    lengths = [len(encoder.model.feed([text])["input_ids"][0]) for text in texts]
+    assert any(length % PAD_TOKENS for length in lengths)  # some batch really is padded
+    vectors = embedder.encode(texts)
+    for text, vector in zip(texts, vectors, strict=True):
+        alone = encoder.model.encode_query([text], batch_size=1)[0]  # exact length, no padding
+        np.testing.assert_allclose(vector, alone / np.linalg.norm(alone), atol=1e-5)
+
+
 def test_searches_waiting_together_run_as_one_batch_and_a_failure_reaches_only_its_batch() -> None:
     from fieldtune.search.coalesce import Coalescer
 

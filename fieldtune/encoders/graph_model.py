@@ -47,10 +47,11 @@ class GraphModel:
         """The embeddings of one tokenised batch (int64 ``input_ids``, ``attention_mask``, ``token_type_ids``)."""
         raise NotImplementedError
 
-    def feed(self, texts: list[str]) -> dict[str, Any]:
-        """One batch as the graph's int64 inputs."""
+    def feed(self, texts: list[str], *, pad_to_multiple_of: int | None = None) -> dict[str, Any]:
+        """One batch as the graph's int64 inputs (``pad_to_multiple_of``: fewer shapes for the runtime to prepare)."""
         tokens = self.tokenizer(
             texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np",
+            pad_to_multiple_of=pad_to_multiple_of,
         )
         return {
             "input_ids": tokens["input_ids"].astype(np.int64),
