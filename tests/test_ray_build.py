@@ -48,6 +48,29 @@ def test_build_with_ray_encodes_the_corpus_on_ray_with_local_vectors(tmp_path, c
             assert float(np.abs(on_ray[name] - vectors).max()) <= TOLERANCE, name
 
 
+@pytest.mark.slow
+def test_whole_build_runs_with_its_corpus_encodes_on_ray(tmp_path, monkeypatch, caplog):
+    # every stage that encodes (mining, gate, evaluation) through the Ray backend, to the card
+    from fieldtune.build import BuildConfig, run_build
+    from fieldtune.encoders.ray import RaySettings, corpus_on_ray
+
+    monkeypatch.setenv("FIELDTUNE_CACHE", str(tmp_path / "cache"))
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    config = BuildConfig(budget_minutes=5, train_overrides={"max_seq_length": 48, "batch_size": 8, "max_steps": 2,
+                                                            "eval_every_steps": 2})
+    with caplog.at_level(logging.INFO), corpus_on_ray(RaySettings(workers=2)):
+        result = run_build(corpus, tmp_path / "out", config)
+    stage_of_encode, stage = [], None
+    for record in caplog.records:
+        if record.name == "fieldtune.build" and record.getMessage().startswith("stage "):
+            stage = record.getMessage().split()[1]
+        elif "texts on Ray" in record.getMessage():
+            stage_of_encode.append(stage)
+    assert {"mine", "gate", "eval"} <= set(stage_of_encode), stage_of_encode
+    assert (result.model_dir / "README.md").exists() and "derived" in result.evaluations
+    assert not ray.is_initialized()
+
+
 def test_ray_workers_without_ray_is_refused(tmp_path, capsys, monkeypatch):
     corpus = write_corpus(tmp_path / "corpus.jsonl", n_docs=5)
     code, _, err = run_cli(["mine", str(corpus), "--out", str(tmp_path / "out"), "--ray-workers", "2"],
