@@ -126,13 +126,14 @@ def routed_backend(name: str) -> str:
 def start(settings: RaySettings) -> Any:
     """The ``ray`` module, connected: to ``settings.address``, or to a local Ray of ``workers`` CPUs.
 
-    A Ray already started in this process is reused (a test or a notebook may hold one).
+    A Ray already started in this process is reused (a test or a notebook may hold one), but a
+    cluster address is checked first: a typo must not silently run the job on the Ray at hand.
     """
     ray = require_extra("ray", RAY_EXTRA)
-    if ray.is_initialized():
-        return ray
     if settings.address:
         check_reachable(settings.address)
+    if ray.is_initialized():
+        return ray
     try:
         if settings.address:
             ray.init(address=settings.address, log_to_driver=False)

@@ -218,6 +218,8 @@ def build_index(
         if not documents:
             raise InputError("documents", "no documents to index")
     if options.ray is not None:
+        if options.ray.address:  # before the cache can spare every encode and hide a wrong address
+            ray_backend.check_reachable(options.ray.address)
         ray_backend.configure(options.ray)
     encoder = Encoder(options.model, precision=options.precision, show_progress=options.progress,
                       backend="ray" if options.ray is not None else None)
