@@ -77,6 +77,32 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def read_append_log(path: Path, entry: Callable[[dict[str, Any]], tuple[str, Any]]) -> dict[str, Any]:
+    """Key -> value from a JSONL file that runs append to and flush line by line (a resumable cache).
+
+    ``entry`` turns one record into ``(key, value)``. A last line cut short by an interruption is
+    dropped and trimmed from the file (so the next append starts on a fresh line); any other
+    unreadable line is skipped with a warning naming it, since a cache entry can always be remade.
+    """
+    entries: dict[str, Any] = {}
+    if not path.exists():
+        return entries
+    data = path.read_bytes()
+    complete = data.rfind(b"\n") + 1
+    if complete < len(data):
+        logger.warning("%s: dropping an incomplete last line (an interrupted run)", path)
+        with open(path, "r+b") as handle:
+            handle.truncate(complete)
+    for number, line in enumerate(data[:complete].decode("utf-8", "replace").splitlines(), 1):
+        with contextlib.suppress(json.JSONDecodeError, KeyError, TypeError, ValueError):
+            key, value = entry(json.loads(line))
+            entries[key] = value
+            continue
+        if line.strip():
+            logger.warning("%s, line %d: unreadable cache entry, ignored", path, number)
+    return entries
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries whose behaviour shapes the artifacts."""
     import platform

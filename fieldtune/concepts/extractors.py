@@ -35,7 +35,6 @@ fewer, better candidates, a lower ``min_df`` (even 1) is usually right.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -50,6 +49,7 @@ from fieldtune.concepts.config import ConceptConfig
 from fieldtune.errors import FieldtuneError
 from fieldtune.registry import Registry
 from fieldtune.types import Chunk, EdgeType
+from fieldtune.workdir import read_append_log
 
 logger = logging.getLogger("fieldtune.concepts")
 
@@ -138,24 +138,8 @@ class ExtractionCache:
     def _load(self) -> dict[str, list[Found]]:
         if self._entries is not None:
             return self._entries
-        self._entries = {}
-        if not self.path.exists():
-            return self._entries
-        data = self.path.read_bytes()
-        complete = data.rfind(b"\n") + 1
-        if complete < len(data):
-            logger.warning("%s: dropping an incomplete last line (an interrupted run)", self.path)
-            with open(self.path, "r+b") as handle:
-                handle.truncate(complete)
-        for number, line in enumerate(data[:complete].decode("utf-8", "replace").splitlines(), 1):
-            with contextlib.suppress(json.JSONDecodeError, KeyError, TypeError, ValueError):
-                record = json.loads(line)
-                self._entries[record["key"]] = [
-                    (str(s), int(o), str(h)) for s, o, h in record["found"]
-                ]
-                continue
-            if line.strip():
-                logger.warning("%s, line %d: unreadable cache entry, ignored", self.path, number)
+        self._entries = read_append_log(self.path, lambda record: (
+            record["key"], [(str(s), int(o), str(h)) for s, o, h in record["found"]]))
         return self._entries
 
     def get(self, key: str) -> list[Found] | None:

@@ -10,7 +10,6 @@ load, as :class:`fieldtune.concepts.ExtractionCache` does.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -18,6 +17,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from fieldtune.workdir import read_append_log
 
 logger = logging.getLogger("fieldtune.llm")
 
@@ -43,22 +44,7 @@ class AnswerCache:
     def _load(self) -> dict[str, Any]:
         if self._entries is not None:
             return self._entries
-        self._entries = {}
-        if not self.path.exists():
-            return self._entries
-        data = self.path.read_bytes()
-        complete = data.rfind(b"\n") + 1
-        if complete < len(data):
-            logger.warning("%s: dropping an incomplete last line (an interrupted run)", self.path)
-            with open(self.path, "r+b") as handle:
-                handle.truncate(complete)
-        for number, line in enumerate(data[:complete].decode("utf-8", "replace").splitlines(), 1):
-            with contextlib.suppress(json.JSONDecodeError, KeyError, TypeError):
-                record = json.loads(line)
-                self._entries[str(record["key"])] = record["value"]
-                continue
-            if line.strip():
-                logger.warning("%s, line %d: unreadable cache entry, ignored", self.path, number)
+        self._entries = read_append_log(self.path, lambda record: (str(record["key"]), record["value"]))
         return self._entries
 
     def get(self, key: str) -> Any | None:
