@@ -26,9 +26,18 @@ server is set up for the build: ``maintenance_work_mem`` (``--maintenance-work-m
 the graph to stay in memory) and ``max_parallel_maintenance_workers`` (``--parallel-workers``).
 ``--no-local-ann`` skips the usearch graph (its 1M build alone outlasts the slot).
 
+The graph is the store's unless ``--hnsw-m`` / ``--hnsw-ef-construction`` say otherwise (the
+``ann.config`` keys ``hnsw_m``, ``hnsw_ef_construction`` of an index); ``--ef-search`` takes a list
+(one graph, searched at each beam: the first one also for the 128-d funnel). Runs of one size with
+different graphs are kept side by side by ``--merge``. The server logs notices, so PostgreSQL's
+``hnsw graph no longer fits into maintenance_work_mem`` (the build spilling to disk) is recorded with the run.
+
     python benchmarks/pgvector_scale.py [--sizes 100000] [--queries 200] [--work /tmp/pgbench] [--note TEXT]
     python benchmarks/pgvector_scale.py --sizes 1000000 --no-local-ann --exact-queries 20 --stop-at 19:12 \
         --maintenance-work-mem 6GB --parallel-workers 1 --merge benchmarks/results/pgvector_scale.json
+    python benchmarks/pgvector_scale.py --sizes 1000000 --hnsw-m 16 --hnsw-ef-construction 64 --ef-search 256,512 \
+        --no-local-ann --exact-queries 20 --stop-at 22:00 --maintenance-work-mem 6GB --parallel-workers 1 \
+        --merge benchmarks/results/pgvector_scale.json
     python benchmarks/pgvector_scale.py --render benchmarks/results/pgvector_scale.json --note TEXT
 
 Writes ``benchmarks/results/pgvector_scale.json`` and ``.md``.
@@ -147,7 +156,38 @@ def deadline_of(stop_at: str | None) -> float | None:
     return datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
 
 
-def run(n: int, args: argparse.Namespace, dsn: str) -> dict[str, Any]:
+def graph_of(args: argparse.Namespace) -> dict[str, int]:
+    """The HNSW graph a run builds: the store's defaults unless the arguments set them."""
+    return {"hnsw_m": args.hnsw_m or pgvector.HNSW_M,
+            "hnsw_ef_construction": args.hnsw_ef_construction or pgvector.HNSW_EF_CONSTRUCTION}
+
+
+def beams_of(args: argparse.Namespace) -> list[int]:
+    """The ``ef_search`` values to measure (what the store would use: at least the candidates asked for)."""
+    given = [int(x) for x in args.ef_search.split(",") if x] if args.ef_search else [pgvector.MIN_EF_SEARCH]
+    return [min(pgvector.MAX_EF_SEARCH, max(ef, CANDIDATES)) for ef in given]
+
+
+def graph_text(graph: dict[str, int], ef_search: int) -> str:
+    return f"m {graph['hnsw_m']}, ef_construction {graph['hnsw_ef_construction']}, ef_search {ef_search}"
+
+
+def graph_key(r: dict[str, Any]) -> tuple[int, str]:
+    """A run's size and graph (``hnsw`` text without the search beam): what ``--merge`` replaces."""
+    return r["n"], r["pgvector"]["hnsw"].split(", ef_search")[0]
+
+
+def notices(log: Path, offset: int) -> list[str]:
+    """The server log's ``maintenance_work_mem`` notices (the graph spilled to disk) written after ``offset``."""
+    if not log.exists():
+        return []
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        text = handle.read().decode("utf-8", "replace")
+    return [line.strip() for line in text.splitlines() if "maintenance_work_mem" in line and "HINT:" not in line]
+
+
+def run(n: int, args: argparse.Namespace, dsn: str, log: Path) -> dict[str, Any]:
     work = Path(args.work) / f"pg-{n}"
     shutil.rmtree(work, ignore_errors=True)
     corpus, queries = embedding_like(n, 1), embedding_like(args.queries, 2)
@@ -168,12 +208,13 @@ def run(n: int, args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     logger.info("%d local: %s %s", n, result["local_exact_int8"], result.get("local_usearch"))
     vectors = StoredVectors(store, np.zeros(store.rows, dtype=bool), DIM)
     backend = PgvectorBackend.build(vectors, settings(dsn, 0, DIMS if args.all_prefixes else [DIM, 128]))
-    backend.config["maintenance_work_mem"] = args.maintenance_work_mem
+    graph, beams = graph_of(args), beams_of(args)
+    backend.config.update(maintenance_work_mem=args.maintenance_work_mem, ef_search=beams[0], **graph)
     result["pgvector"] = {"prefix_dims": backend.config["prefix_dims"],
                           "maintenance_work_mem": args.maintenance_work_mem,
                           "parallel_maintenance_workers": args.parallel_workers,
-                          "hnsw": f"m {pgvector.HNSW_M}, ef_construction {pgvector.HNSW_EF_CONSTRUCTION}, "
-                                  f"ef_search {max(pgvector.MIN_EF_SEARCH, CANDIDATES)}"}
+                          **graph, "ef_search": beams[0], "hnsw": graph_text(graph, beams[0])}
+    log_offset = log.stat().st_size if log.exists() else 0
     monitor = LoadMonitor(dsn, deadline_of(args.stop_at), args.sample_s)
     monitor.start()
     started = time.perf_counter()
@@ -187,6 +228,7 @@ def run(n: int, args: argparse.Namespace, dsn: str) -> dict[str, Any]:
         monitor.done.set()
         monitor.join()
     result["pgvector"]["progress"] = monitor.summary(n)
+    result["pgvector"]["notices"] = notices(log, log_offset)
     if monitor.cancelled:
         result["pgvector"]["completed"] = False
         logger.info("%d pgvector (cancelled): %s", n, result["pgvector"])
@@ -198,6 +240,9 @@ def run(n: int, args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     pg_state.backend = backend
     result["pgvector"].update(measure(pg_state, queries, truth))
     result["pgvector_funnel_128"] = measure(pg_state, queries, truth, dim=128)
+    for ef_search in beams[1:]:  # the same graph, a wider beam
+        backend.config["ef_search"] = ef_search
+        result.setdefault("pgvector_beams", []).append({"ef_search": ef_search, **measure(pg_state, queries, truth)})
     logger.info("%d pgvector: %s funnel %s", n, result["pgvector"], result["pgvector_funnel_128"])
     store.close()
     shutil.rmtree(work, ignore_errors=True)
@@ -230,9 +275,12 @@ def markdown(payload: dict[str, Any]) -> str:
             rows.append(("local usearch HNSW (defaults)", r["local_usearch"]["build_s"], r["local_usearch"]))
         if pg.get("completed", True):
             rows.append((hnsw, pg["load_and_index_s"], pg))
+            for beam in r.get("pgvector_beams", []):
+                rows.append((f"pgvector HNSW ({graph_key(r)[1]}, ef_search {beam['ef_search']})", "(same graph)",
+                             beam))
         rows.append(("local exact, funnel 128→384", "-", r["local_exact_funnel_128"]))
         if pg.get("completed", True):
-            rows.append(("pgvector prefix HNSW, funnel 128→384", "(above)", r["pgvector_funnel_128"]))
+            rows.append((f"pgvector prefix HNSW ({pg['hnsw']}), funnel 128→384", "(above)", r["pgvector_funnel_128"]))
         for name, build, m in rows:
             lines.append(f"| {r['n']:,} | {name} | {build} | {m['recall@10']:.3f} | {m['p50_ms']} | {m['p99_ms']} |")
         if "local_usearch" not in r:
@@ -245,6 +293,9 @@ def markdown(payload: dict[str, Any]) -> str:
               "the text, the generation columns)."]
     for r in unfinished:
         lines += ["", progress_text(r)]
+    for r in payload["runs"]:
+        for notice in r["pgvector"].get("notices", []):
+            lines += ["", f"{r['n']:,} rows ({r['pgvector']['hnsw']}), server log: `{notice}`"]
     lines += [f"\n{note}" for note in payload.get("notes", [])]
     return "\n".join(lines) + "\n"
 
@@ -288,7 +339,13 @@ def main() -> None:
     parser.add_argument("--maintenance-work-mem", default=pgvector.MAINTENANCE_WORK_MEM)
     parser.add_argument("--parallel-workers", type=int, default=2,
                         help="max_parallel_maintenance_workers (PostgreSQL's default: 2)")
-    parser.add_argument("--merge", help="a results JSON whose runs of other sizes are kept beside the new ones")
+    parser.add_argument("--hnsw-m", type=int, help=f"HNSW m (the store's: {pgvector.HNSW_M})")
+    parser.add_argument("--hnsw-ef-construction", type=int,
+                        help=f"HNSW ef_construction (the store's: {pgvector.HNSW_EF_CONSTRUCTION})")
+    parser.add_argument("--ef-search", help=f"comma-separated hnsw.ef_search values (the store's: at least "
+                        f"{pgvector.MIN_EF_SEARCH}); the first also for the funnel")
+    parser.add_argument("--merge", help="a results JSON whose runs of other sizes or graphs are kept beside the new "
+                        "ones")
     args = parser.parse_args()
     if args.render:
         payload = json.loads(Path(args.render).read_text(encoding="utf-8"))
@@ -311,20 +368,21 @@ def main() -> None:
                                                  ).fetchone()[0]
     with psycopg.connect(dsn, autocommit=True) as conn:  # ALTER SYSTEM runs outside a transaction block
         conn.execute(f"ALTER SYSTEM SET max_parallel_maintenance_workers = {int(args.parallel_workers)}")
+        conn.execute("ALTER SYSTEM SET log_min_messages = 'notice'")  # pgvector's spill notice reaches the log
         conn.execute("SELECT pg_reload_conf()")
     try:
-        runs = [run(int(n), args, dsn) for n in args.sizes.split(",") if n]
+        runs = [run(int(n), args, dsn, server.log) for n in args.sizes.split(",") if n]
     finally:
         server.cleanup()
         shutil.rmtree(data, ignore_errors=True)
     notes = list(args.note)
     if args.merge:
         earlier = json.loads(Path(args.merge).read_text(encoding="utf-8"))
-        sizes = {r["n"] for r in runs}
-        kept = [r for r in earlier["runs"] if r["n"] not in sizes]
-        runs = sorted(kept + runs, key=lambda r: r["n"])
-        kept_sizes = ", ".join(f"{r['n']:,}" for r in kept)
-        notes = [f"Rows of {kept_sizes}: `{earlier['command']}` "
+        new = {graph_key(r) for r in runs}
+        kept = [r for r in earlier["runs"] if graph_key(r) not in new]
+        runs = sorted(kept + runs, key=lambda r: r["n"])  # stable: an earlier run of a size stays first
+        kept_sizes = ", ".join(f"{r['n']:,} ({r['pgvector']['hnsw']})" for r in kept)
+        notes = [f"Rows of {kept_sizes} kept from the earlier results, last written by `{earlier['command']}` "
                  f"({earlier['seconds']:.0f}s, load average at start {earlier['load_start']}).",
                  *earlier.get("notes", []), *notes]
     payload = {
