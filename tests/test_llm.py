@@ -25,7 +25,7 @@ from fieldtune.concepts import (
 )
 from fieldtune.concepts.edges import stated_edges
 from fieldtune.concepts.extractors import StatedFacts, StatedRelation, StatingExtractor
-from fieldtune.concepts.llm import ANSWER_SCHEMA, KINDS, RELATIONS, build_prompt, check_answer
+from fieldtune.concepts.llm import ANSWER_SCHEMA, KINDS, RELATIONS, LLMExtractor, build_prompt, check_answer
 from fieldtune.config import BuildConfig, BuildConfigError
 from fieldtune.llm import AnswerCache, LLMClient, LLMEndpoint, LLMEndpointError, read_object
 from fieldtune.pseudo_queries import PSEUDO_QUERY_SOURCES, PseudoQueryConfig
@@ -260,3 +260,41 @@ def test_build_graph_turns_stated_relations_and_kinds_into_edges_and_kinds() -> 
     assert graph.kinds == {ids["hall algebra"]: "object", ids["kostka number"]: "quantity"}
     assert graph.stats["kinds"] == {"object": 1, "quantity": 1} and graph.stats["extractor"] == {"concepts_kept": 6}
     assert ConceptGraph.from_dict(json.loads(graph.to_json())).kinds == graph.kinds
+
+
+def test_the_llm_extractor_keeps_a_concept_named_once_unless_min_df_is_set() -> None:
+    config = ConceptConfig(extractor="llm", llm=LLMEndpoint("http://127.0.0.1:1", "gemma"))
+    assert (ConceptConfig().doc_floor(), config.doc_floor(), ConceptConfig().doc_floor("llm")) == (2, 1, 1)
+    assert ConceptConfig(min_df=3, extractor="llm", llm=config.llm).doc_floor() == 3
+    with pytest.raises(ValueError, match="min_df must be at least 1"):
+        ConceptConfig(min_df=0).validate()
+
+
+def _answered(tmp_path: Path, endpoint: LLMEndpoint, answers: dict[str, str]) -> None:
+    """Cache the model's answers for each chunk text, as an earlier run would have (no server is asked)."""
+    extractor = LLMExtractor(endpoint)
+    terms, facts = ExtractionCache(tmp_path / "extraction-cache.jsonl"), AnswerCache(tmp_path / "llm-answers.jsonl")
+    for text, answer in answers.items():
+        checked = check_answer(text, answer, max_words=extractor.max_words, max_concepts=extractor.max_concepts)
+        key = ExtractionCache.make_key("llm", extractor.config_hash(), text)
+        facts.put_many({key: checked.to_json()})
+        terms.put_many({key: [(name, start, description) for name, start, _, description in checked.concepts]})
+
+
+def test_llm_graph_uses_a_floor_of_one_document_and_plural_mentions_meet(tmp_path: Path) -> None:
+    texts = ["The Hall algebra of a category maps onto a quantum group of the same type.",
+             "Hall algebras are graded. A Kostka number counts semistandard tableaux of a shape."]
+    endpoint = LLMEndpoint(f"http://127.0.0.1:{_closed_port()}", "gemma")  # every answer is cached: never asked
+    _answered(tmp_path, endpoint, {
+        texts[0]: '{"concepts": [["Hall algebra", "object", "an algebra"], ["quantum group", "object", "a group"]]}',
+        texts[1]: '{"concepts": [["Hall algebras", "object", "algebras"], ["Kostka number", "quantity", "a count"]]}',
+    })
+    chunks = [Chunk(f"d{i}#0", f"d{i}", 0, text, 0, len(text), 20) for i, text in enumerate(texts)]
+    default = build_graph(chunks, config=ConceptConfig(extractor="llm", llm=endpoint, max_df=1.0), cache_dir=tmp_path,
+                          progress=False)
+    assert sorted(c.name.casefold() for c in default.concepts) == ["hall algebra", "kostka number", "quantum group"]
+    assert default.config["min_df"] == 1 and default.stats["extractor"]["chunks_from_cache"] == 2
+    floor_two = build_graph(chunks, config=ConceptConfig(extractor="llm", llm=endpoint, max_df=1.0, min_df=2),
+                            cache_dir=tmp_path, progress=False)
+    assert [c.name.casefold() for c in floor_two.concepts] == ["hall algebra"]  # its plural in d1 met it
+    assert floor_two.config["min_df"] == 2

@@ -8,6 +8,11 @@ from typing import Any
 from fieldtune.errors import FieldtuneError
 from fieldtune.llm.client import LLMEndpoint
 
+#: the document-frequency floor of an extractor without one of its own (:meth:`ConceptConfig.doc_floor`)
+DEFAULT_MIN_DF = 2
+#: extractors whose floor differs from :data:`DEFAULT_MIN_DF`
+EXTRACTOR_MIN_DF: dict[str, int] = {"llm": 1}
+
 
 class NoConceptsError(FieldtuneError):
     """The corpus yielded no concept: too small, too heterogeneous, or filtered too hard."""
@@ -30,13 +35,14 @@ class ConceptConfig:
 
     ``max_concepts=None`` scales with the corpus: ``min(1000, 40 + n_docs // 5)``.
     ``max_df`` is a fraction of the documents (terms in more are too generic);
-    ``min_df`` a number of documents. Thresholds are cosine similarities of
+    ``min_df`` a number of documents, ``None`` for the extractor's own floor
+    (:meth:`doc_floor`). Thresholds are cosine similarities of
     concept names (merging, ``similar`` edges) or document-level NPMI
     (``cooccurs`` edges).
     """
 
     max_concepts: int | None = None
-    min_df: int = 2
+    min_df: int | None = None
     max_df: float = 0.2
     max_words: int = 4
     single_words: bool = True
@@ -60,7 +66,7 @@ class ConceptConfig:
                 self.max_concepts is None or self.max_concepts >= 1,
                 "max_concepts must be at least 1 (or None to scale with the corpus)",
             ),
-            (self.min_df >= 1, "min_df must be at least 1 document"),
+            (self.min_df is None or self.min_df >= 1, "min_df must be at least 1 document"),
             (0.0 < self.max_df <= 1.0, "max_df must be a fraction of documents in (0, 1]"),
             (2 <= self.max_words <= 8, "max_words must be between 2 and 8"),
             (0.0 < self.merge_threshold <= 1.0, "merge_threshold must be a cosine in (0, 1]"),
@@ -88,9 +94,21 @@ class ConceptConfig:
         """How many concepts to keep for a corpus of ``n_docs`` documents."""
         return self.max_concepts if self.max_concepts is not None else min(1000, 40 + n_docs // 5)
 
+    def doc_floor(self, extractor: str | None = None) -> int:
+        """``min_df``, or where it is not set the floor of ``extractor`` (default: ``self.extractor``).
+
+        The statistical extractor proposes every noun phrase of every chunk, so
+        a term must recur in two documents to be told from noise. The llm
+        extractor's reading is itself that filter, and a small model seldom
+        names one concept alike in two documents: its floor is one document.
+        """
+        if self.min_df is not None:
+            return self.min_df
+        return EXTRACTOR_MIN_DF.get(extractor or self.extractor, DEFAULT_MIN_DF)
+
     def max_df_docs(self, n_docs: int) -> int:
-        """``max_df`` as a number of documents (never below ``min_df``)."""
-        return max(self.min_df, int(self.max_df * n_docs))
+        """``max_df`` as a number of documents (never below the document-frequency floor)."""
+        return max(self.doc_floor(), int(self.max_df * n_docs))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -268,6 +268,7 @@ def build_graph(
     config = config or ConceptConfig()
     config.validate()
     extractor = extractor or config.extractor
+    config = replace(config, min_df=config.doc_floor(extractor))  # the floor used, as graph.json records it
     chunks = list(chunks)
     n_docs = len({chunk.doc_id for chunk in chunks})
     clock = _Clock()

@@ -20,6 +20,12 @@ chunk (the model made it up or rephrased it), a name longer than
 in the chunk are dropped. Relations ``generalizes``, ``special_case_of``
 (the reverse) and ``extends`` become the graph's typed edges.
 
+The graph keeps a concept the model named in a single document unless
+``min_df`` is set (:meth:`~fieldtune.concepts.ConceptConfig.doc_floor`): the
+model's reading already filters what the statistical extractor needs a
+second document to filter, and a small model seldom names one concept the
+same way twice (case and plural still meet, as for every extractor).
+
 Answers are cached per chunk text (:class:`~fieldtune.concepts.ExtractionCache`
 for the terms, an :class:`~fieldtune.llm.cache.AnswerCache` beside it for the
 kinds and relations) in batches of ``batch_size`` chunks, so an interrupted
