@@ -15,7 +15,8 @@ SymPy docstrings), chunked as a build chunks them (256 MiniLM tokens):
   for all ``--docs`` documents when the budget stopped earlier (an
   extrapolation, marked so).
 
-``--work DIR`` keeps the answer caches there, so a later run resumes where
+``--stop-at HH:MM`` (UTC) ends the requests by then, extraction first, for
+runs inside a window of machine time. ``--work DIR`` keeps the answer caches there, so a later run resumes where
 the last one stopped; chunks already answered are never asked again, and
 ``--extract-minutes 0 --query-minutes 0`` only rebuilds the graphs and the
 tables from the caches, with no request (and no server started).
@@ -169,6 +170,16 @@ def queries(llm: LLMEndpoint, chunks: Sequence[Chunk], cache: Path,
     return found, covered, {"chunks": asked, "seconds": round(seconds, 1)}
 
 
+def minutes_left(stop_at: str | None, minutes: float) -> float:
+    """``minutes``, or fewer where ``stop_at`` (HH:MM UTC, today) comes sooner."""
+    if not stop_at:
+        return minutes
+    now = datetime.now(timezone.utc)
+    hour, minute = (int(part) for part in stop_at.split(":"))
+    end = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return max(0.0, min(minutes, (end - now).total_seconds() / 60))
+
+
 def timings(work: Path, step: str, measured: dict[str, Any], threads: int, load: Sequence[float]) -> list[dict]:
     """Every run's timing of ``step`` in ``work`` (this run's appended when it asked anything)."""
     path = work / TIMINGS
@@ -219,8 +230,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load = os.getloadavg()
     budget = ConceptConfig().concept_budget(len(docs))  # the whole fixture's budget, also when fewer were extracted
     with endpoint(args) as llm:
-        done, extract_run = extract(llm, chunks, cache, args.extract_minutes)
-        found, asked, query_run = queries(llm, done, work / QUERY_CACHE, args.query_minutes)
+        done, extract_run = extract(llm, chunks, cache, minutes_left(args.stop_at, args.extract_minutes))
+        found, asked, query_run = queries(llm, done, work / QUERY_CACHE, minutes_left(args.stop_at, args.query_minutes))
         graphs = {key: build_graph(done, config=ConceptConfig(extractor="llm", llm=llm, min_df=min_df,
                                                               max_concepts=budget), cache_dir=work, progress=False)
                   for key, min_df in (("llm_default", None), ("llm_min_df_2", 2))}  # all cached: no request
@@ -302,6 +313,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--extract-minutes", type=float, default=8.0)
     parser.add_argument("--query-minutes", type=float, default=4.0)
+    parser.add_argument("--stop-at", help="HH:MM UTC: no request starts after this time (extraction first)")
     parser.add_argument("--url", help="an OpenAI-compatible server instead of starting llama.cpp's")
     parser.add_argument("--model", default=MODEL_ALIAS)
     parser.add_argument("--out", type=Path, default=RESULTS / "llm_plugins")

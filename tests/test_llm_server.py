@@ -82,8 +82,8 @@ def test_build_concepts_with_the_llm_extractor(server: str, with_key: None, tmp_
     # the cached answers serve a rerun without a single request: the server's URL may even be wrong now
     chunks = [Chunk(**json.loads(line)) for line in (out / "chunks.jsonl").read_text().splitlines()]
     nowhere = LLMEndpoint(f"http://127.0.0.1:{free_port()}", MODEL)
-    again = build_graph(chunks, config=ConceptConfig(extractor="llm", llm=nowhere), cache_dir=out / "cache",
-                        progress=False)
+    again = build_graph(chunks, config=ConceptConfig(extractor="llm", llm=nowhere, min_df=graph.config["min_df"]),
+                        cache_dir=out / "cache", progress=False)
     assert again.stats["extractor"]["chunks_from_cache"] == N_DOCS
     assert [c.id for c in again.concepts] == [c.id for c in graph.concepts] and again.kinds == graph.kinds
     assert ExtractionCache(out / "cache" / "extraction-cache.jsonl").path.is_file()
