@@ -7,6 +7,7 @@ minilm, fp32 on both sides so that the only difference is where the model runs.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,12 @@ def test_ray_vectors_equal_local_vectors_in_input_order(local_ray):
     order = np.random.default_rng(0).permutation(len(texts))
     shuffled = _encoder("ray").encode([texts[i] for i in order], kind="document")
     assert float(np.abs(shuffled - local[order]).max()) <= TOLERANCE
+
+
+@pytest.mark.slow
+def test_local_ray_workers_run_at_the_niceness_of_the_process_that_started_them(local_ray):
+    # Ray's default renices workers to 15: on a shared machine the actors then yield their cores to any other job
+    assert ray.get(ray.remote(num_cpus=1)(lambda: os.nice(0)).remote()) == os.nice(0)
 
 
 @pytest.mark.slow

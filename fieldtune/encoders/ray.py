@@ -49,6 +49,9 @@ ACTOR_BATCH = 32
 #: blocks queued on an actor at a time: with Ray's default (4) the first actor ready took every block of
 #: a small corpus while the others were still loading the model, and a free actor could not take queued work
 TASKS_IN_FLIGHT_PER_ACTOR = 1
+#: niceness of a local Ray's workers: Ray's default (15) made each actor yield most of its core to any other
+#: job, so 2 actors lost more to a machine's other work than the single-process encode they replace (nice 0)
+LOCAL_WORKER_NICENESS = 0
 
 
 class RayEncodingError(FieldtuneError):
@@ -139,7 +142,8 @@ def start(settings: RaySettings) -> Any:
             ray.init(address=settings.address, log_to_driver=False)
         else:
             cpus = settings.workers or os.cpu_count() or 1
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                     _system_config={"worker_niceness": LOCAL_WORKER_NICENESS})
     except (ConnectionError, RuntimeError, ValueError) as error:
         where = settings.address or "a local Ray"
         raise RayEncodingError(f"could not start or reach Ray at {where}: {error}") from error
