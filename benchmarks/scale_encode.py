@@ -182,7 +182,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "# Corpus encoding on Ray Data: 1 vs 2 actors",
         "",
         f"{payload['passages']} SciFact passages, {MODEL} {PRECISION}, max_seq_length 256; local Ray of "
-        f"{payload['cpus']} CPUs, one CPU and one torch thread per actor, "
+        f"{payload['cpus']} CPUs, one CPU and one torch thread per actor (at nice "
+        f"{payload.get('worker_niceness', 15)}), "
         f"{payload.get('blocks_per_worker', 4)} blocks per actor, "
         f"{payload.get('tasks_in_flight_per_actor', 'default')} block(s) queued per actor. "
         f"Machine: {hardware_line(payload['hardware'])}. "
@@ -256,7 +257,8 @@ def main() -> None:
         "command": "python " + " ".join(sys.argv), "hardware": hardware(), "passages": len(texts), "cpus": args.cpus,
         "runs": runs, "speedup_encode": round(one["encode_s"] / two["encode_s"], 2),
         "speedup_wall": round(one["wall_s"] / two["wall_s"], 2), "speedup_plain": speedup_plain,
-        "blocks_per_worker": args.blocks_per_worker, "tasks_in_flight_per_actor": args.in_flight or "Ray's default",
+        "blocks_per_worker": args.blocks_per_worker, "worker_niceness": ray_backend.LOCAL_WORKER_NICENESS,
+        "tasks_in_flight_per_actor": args.in_flight or "Ray's default",
         "seconds": round(time.perf_counter() - started, 1),
         "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()], "notes": args.note,
     }
