@@ -72,7 +72,7 @@ WHAT_THE_BUILD_SAW = {
 
 def run_protocol(protocol: str, sets: list[Path], args: argparse.Namespace) -> dict[str, Any]:
     config = BuildConfig(budget_minutes=args.budget_minutes, seed=args.seed, train_overrides=args.train_overrides,
-                         query_side_overrides=args.query_side_overrides)
+                         query_side_overrides=args.query_side_overrides, **args.build_options)
     entries: dict[str, Any] = {}
     started, load_start = time.time(), [round(x, 2) for x in os.getloadavg()]
     for data_dir in sets:
@@ -189,6 +189,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "quality")
     parser.add_argument("--train-overrides", type=json.loads, default={}, help="JSON, e.g. '{\"max_steps\": 3}'")
     parser.add_argument("--query-side-overrides", type=json.loads, default={}, help="JSON, e.g. '{\"max_steps\": 3}'")
+    parser.add_argument("--build-options", type=json.loads, default={},
+                        help="other BuildConfig fields as JSON, e.g. '{\"pseudo_queries\": [\"titles\"]}'")
     args = parser.parse_args()
     protocols = args.protocol.split(",")
     unknown = sorted(set(protocols) - set(PROTOCOLS))

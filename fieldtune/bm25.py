@@ -60,12 +60,8 @@ class BM25Index:
         ``mask`` (bool per indexed text) keeps the others out before the top ``k`` is taken:
         they score 0 (metadata filters, :mod:`fieldtune.search.filters`).
         """
-        bm25s = _import_bm25s()
         k = min(k, self.size)
-        tokens = bm25s.tokenize(queries, stopwords="en", stemmer=self._stemmer, show_progress=False, return_ids=False)
-        vocabulary = getattr(self._retriever, "vocab_dict", None) or {}
-        # bm25s raises on words it has not indexed (and on empty queries): keep known words only.
-        known = [[word for word in words if word in vocabulary] if vocabulary else list(words) for words in tokens]
+        known = self._known_words(queries)
         indices = np.zeros((len(queries), k), dtype=np.int64)
         scores = np.zeros((len(queries), k), dtype=np.float32)
         rows = [i for i, words in enumerate(known) if words]
@@ -77,3 +73,17 @@ class BM25Index:
             indices[rows] = np.asarray(found)
             scores[rows] = np.asarray(found_scores)
         return indices, scores
+
+    def scores(self, query: str) -> np.ndarray:
+        """The BM25 score of every indexed text for ``query`` (zeros when it has no indexed word)."""
+        [words] = self._known_words([query])
+        if not words:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._retriever.get_scores(words), dtype=np.float32)
+
+    def _known_words(self, queries: list[str]) -> list[list[str]]:
+        bm25s = _import_bm25s()
+        tokens = bm25s.tokenize(queries, stopwords="en", stemmer=self._stemmer, show_progress=False, return_ids=False)
+        vocabulary = getattr(self._retriever, "vocab_dict", None) or {}
+        # bm25s raises on words it has not indexed (and on empty queries): keep known words only.
+        return [[word for word in words if word in vocabulary] if vocabulary else list(words) for words in tokens]

@@ -112,6 +112,20 @@ def weighted_scores(dense: Hits, bm25: Hits, weight: float = DENSE_WEIGHT) -> Hi
     return Hits.ranked(unique, totals, rows)
 
 
+def fused_over_candidates(dense: np.ndarray, bm25: np.ndarray, weight: float = DENSE_WEIGHT) -> np.ndarray:
+    """``weight * dense + (1 - weight) * bm25``, each min-max normalised over the same candidates.
+
+    Unlike :func:`weighted_scores`, every candidate has both systems' exact
+    scores (a teacher can afford them), so a chunk just outside one system's
+    top ``k`` is not pushed to that system's minimum. On the base model's
+    candidates (top 50 of each) this ranks better on every public set
+    measured: nDCG@10 SciFact 0.724 -> 0.736, CISI 0.454 -> 0.456, CACM
+    0.535 -> 0.568, arXiv titles -> abstracts 0.959 -> 0.962.
+    """
+    return weight * _min_max(np.asarray(dense, dtype=np.float64)) + (1.0 - weight) * _min_max(
+        np.asarray(bm25, dtype=np.float64))
+
+
 def _from_totals(totals: dict[int, float], best: dict[int, tuple[int, int]]) -> Hits:
     if not totals:
         return Hits.empty()

@@ -28,7 +28,7 @@ protocol: one record per query, candidates best first, each a chunk id of
 plus its import line below. If it needs a setting, add a field to
 :class:`TeacherOptions` (validated there). Teachers that combine others (as
 the hybrid fuses BM25 and dense) should normalise each source's scores over
-its own candidates, as :func:`fieldtune.search.fusion.weighted_scores` does.
+the candidates, as :func:`fieldtune.search.fusion.fused_over_candidates` does.
 """
 
 from __future__ import annotations

@@ -105,6 +105,10 @@ class CandidatePool:
                 out.append(Hits.ranked(top, row_scores[top]))
         return out
 
+    def bm25_scores(self, text: str, rows: np.ndarray) -> np.ndarray:
+        """BM25 scores of ``text`` for the chunks at ``rows`` (0 where it shares no indexed word)."""
+        return self.bm25.scores(text)[np.asarray(rows, dtype=np.int64)]
+
     def bm25_top(self, texts: Sequence[str], k: int) -> list[Hits]:
         """Per query, the ``k`` rows of highest BM25 score; rows scoring 0 are left out (as search does)."""
         indices, scores = self.bm25.search(list(texts), k)
