@@ -51,12 +51,17 @@ class BuildResult:
 
 
 def _nested_outputs(stage: Stage) -> list[str]:
-    """Outputs of other stages that live inside this stage's inputs or outputs (a card inside model/).
+    """Outputs of later stages that live inside this stage's inputs or outputs (a card inside model/).
 
-    They belong to the other stage, so they are left out of this stage's hashes.
+    They belong to the later stage, so they are left out of this stage's
+    hashes. An earlier stage's output inside an input directory (the queries
+    stage's ``queries/train.jsonl`` in the teacher's ``queries``) is what this
+    stage reads: it stays in, so new queries re-run the teacher.
     """
     own = stage.inputs + stage.outputs
-    return [out for other in STAGES.values() if other is not stage for out in other.outputs
+    ordered = list(STAGES.values())
+    later = ordered[ordered.index(stage) + 1:] if stage in ordered else ordered
+    return [out for other in later if other is not stage for out in other.outputs
             if any(covers(mine, out) and mine != out for mine in own)]
 
 

@@ -103,3 +103,23 @@ def test_pipeline_until_pairs_runs_under_the_read_guard(tmp_path: Path) -> None:
     assert all(s.skipped for s in again.stages)
     changed = run_build(corpus, tmp_path / "out", BuildConfig(seed=1), until="pairs")
     assert [s.skipped for s in changed.stages] == [True, True, True, False]
+
+
+def test_only_later_stages_outputs_are_left_out_of_a_stages_hashes() -> None:
+    from fieldtune.build import _nested_outputs
+
+    assert _nested_outputs(STAGES["teacher"]) == []  # queries/train.jsonl is what the teacher reads
+    assert "model/README.md" in _nested_outputs(STAGES["gate"])  # the card writes into the gate's model/
+
+
+def test_new_queries_rerun_the_teacher(tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    queries = tmp_path / "queries.txt"
+    queries.write_text("\n".join(f"heat equation question {i}" for i in range(10)) + "\n", encoding="utf-8")
+    first = run_build(corpus, tmp_path / "out", BuildConfig(queries=str(queries)), until="teacher")
+    assert [s.name for s in first.stages][-2:] == ["queries", "teacher"]
+    queries.write_text("\n".join(f"graph colouring question {i}" for i in range(12)) + "\n", encoding="utf-8")
+    again = run_build(corpus, tmp_path / "out", BuildConfig(queries=str(queries)), until="teacher")
+    assert {s.name: s.skipped for s in again.stages}["teacher"] is False
+    scored = (tmp_path / "out" / "teacher" / "train.jsonl").read_text(encoding="utf-8")
+    assert "graph colouring" in scored and "heat equation question" not in scored
