@@ -20,9 +20,10 @@ positives, which is exactly the concept -> many chunks shape.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -77,8 +78,21 @@ class FalseNegativeGuard:
         self.margin = margin
         self._patterns: dict[str, object] = {}
         self._chunk_sets: dict[str, frozenset[str]] = {}
+        # One concept's answers by chunk: the pairs of a concept share most candidates (mining visits them
+        # together), and a regex over a chunk's text is most of mining's time; one concept's worth stays small.
+        self._mentions: tuple[str | None, dict[str, bool]] = (None, {})
 
     def _mentions_concept(self, concept: Concept, chunk_id: str) -> bool:
+        concept_id, known = self._mentions
+        if concept_id != concept.id:
+            known = {}
+            self._mentions = (concept.id, known)
+        answer = known.get(chunk_id)
+        if answer is None:
+            answer = known[chunk_id] = self._search(concept, chunk_id)
+        return answer
+
+    def _search(self, concept: Concept, chunk_id: str) -> bool:
         chunk_set = self._chunk_sets.get(concept.id)
         if chunk_set is None:
             chunk_set = self._chunk_sets[concept.id] = frozenset(concept.chunk_ids)
@@ -89,18 +103,34 @@ class FalseNegativeGuard:
             pattern = self._patterns[concept.id] = mention_pattern((concept.name, *concept.aliases))
         return bool(pattern and pattern.search(self.chunk_texts.get(chunk_id, "")))
 
+    def for_pair(self, pair: Pair, positive_score: float) -> Callable[[str, float], str | None]:
+        """:meth:`refusal` for one pair, with what depends on the pair alone worked out once.
+
+        Mining asks it about a hundred candidates per pair; the anchor's normal form, the positive's
+        document and the score ceiling would otherwise be recomputed for each.
+        """
+        positives = self.positives[normalize_text(pair.anchor)]
+        positive_id = pair.positive_id
+        positive_doc = chunk_doc_id(positive_id)
+        concept = self.concepts.get(pair.group)
+        ceiling = self.margin * positive_score if positive_score > 0 else math.inf
+
+        def refusal(candidate: str, score: float) -> str | None:
+            if _base_chunk(candidate) in positives or candidate == positive_id:
+                return "positive of the same anchor"
+            if chunk_doc_id(candidate) == positive_doc:
+                return "same document as the positive"
+            if concept is not None and self._mentions_concept(concept, candidate):
+                return "contains the anchor's concept"
+            if score > ceiling:
+                return "scores too close to the positive"
+            return None
+
+        return refusal
+
     def refusal(self, pair: Pair, candidate: str, score: float, positive_score: float) -> str | None:
         """Why ``candidate`` may not be a negative for ``pair`` (None = it may)."""
-        if _base_chunk(candidate) in self.positives[normalize_text(pair.anchor)] or candidate == pair.positive_id:
-            return "positive of the same anchor"
-        if chunk_doc_id(candidate) == chunk_doc_id(pair.positive_id):
-            return "same document as the positive"
-        concept = self.concepts.get(pair.group)
-        if concept is not None and self._mentions_concept(concept, candidate):
-            return "contains the anchor's concept"
-        if positive_score > 0 and score > self.margin * positive_score:
-            return "scores too close to the positive"
-        return None
+        return self.for_pair(pair, positive_score)(candidate, score)
 
 
 def _rrf(rankings: Sequence[np.ndarray], k: int = 60) -> dict[int, float]:
@@ -109,6 +139,21 @@ def _rrf(rankings: Sequence[np.ndarray], k: int = 60) -> dict[int, float]:
         for rank, index in enumerate(ranking):
             fused[int(index)] += 1.0 / (k + rank + 1)
     return fused
+
+
+#: anchors scored against every chunk in one matrix product (a block of 256 x 10k scores is 10 MB)
+SCORE_BLOCK = 256
+
+
+def _score_rows(anchor_vectors: np.ndarray, chunk_vectors: np.ndarray, rows: Sequence[int]) -> Iterator[np.ndarray]:
+    """Each listed anchor's scores against every chunk, in ``rows``' order.
+
+    Blocks of anchors go through one matrix product, not one matrix-vector product each: the
+    chunk matrix is read once per block instead of once per pair (10x faster on SciFact's 23k pairs).
+    """
+    for start in range(0, len(rows), SCORE_BLOCK):
+        block = list(rows[start:start + SCORE_BLOCK])
+        yield from anchor_vectors[block] @ chunk_vectors.T
 
 
 def mine_hard_negatives(
@@ -123,20 +168,22 @@ def mine_hard_negatives(
 ) -> tuple[list[Pair], MiningStats]:
     """Attach ``negative_ids`` to each pair; vectors are unit-norm rows aligned with their lists."""
     refused: dict[str, int] = defaultdict(int)
-    mined: list[Pair] = []
+    negatives: list[tuple[str, ...]] = [()] * len(pairs)
     # Look deep: for short anchors many top candidates are refused as likely false negatives.
     depth = min(config.skip_top + config.candidates * 4, len(chunk_ids))
-    for i, pair in enumerate(pairs):
-        scores = chunk_vectors @ anchor_vectors[i]
-        positive_score = float(positive_vectors[i] @ anchor_vectors[i])
+    # A concept's pairs one after another: the guard remembers one concept's mention checks at a time.
+    visit = sorted(range(len(pairs)), key=lambda row: pairs[row].group)
+    for i, scores in zip(visit, _score_rows(anchor_vectors, chunk_vectors, visit), strict=True):
+        pair = pairs[i]
+        refusal = guard.for_pair(pair, float(positive_vectors[i] @ anchor_vectors[i]))
         order = np.argpartition(-scores, depth - 1)[:depth] if depth < len(scores) else np.arange(len(scores))
         order = order[np.argsort(-scores[order], kind="stable")]
         if bm25_rankings is not None:
             fused = _rrf([order, bm25_rankings[i][:depth]])
             order = np.array(sorted(fused, key=lambda j: (-fused[j], j)))
         allowed = []
-        for index in order[config.skip_top:]:
-            reason = guard.refusal(pair, chunk_ids[index], float(scores[index]), positive_score)
+        for index in order[config.skip_top:].tolist():
+            reason = refusal(chunk_ids[index], float(scores[index]))
             if reason:
                 refused[reason] += 1
             else:
@@ -146,9 +193,9 @@ def mine_hard_negatives(
         seed = seeded_int(config.seed, f"{pair.anchor}:{pair.positive_id}")
         # Sample among the hardest few, not always the very first: less noise from label errors.
         pool = allowed[: max(config.negatives_per_pair * 3, 1)]
-        chosen = random.Random(seed).sample(pool, min(config.negatives_per_pair, len(pool)))
-        mined.append(replace(pair, negative_ids=tuple(chosen)))
-    stats = MiningStats(len(pairs), sum(1 for p in mined if p.negative_ids), dict(refused))
+        negatives[i] = tuple(random.Random(seed).sample(pool, min(config.negatives_per_pair, len(pool))))
+    mined = [replace(pair, negative_ids=chosen) for pair, chosen in zip(pairs, negatives, strict=True)]
+    stats = MiningStats(len(pairs), sum(1 for p in mined if p.negative_ids), dict(sorted(refused.items())))
     logger.info("mining: %s", stats.to_dict())
     return mined, stats
 

@@ -71,3 +71,36 @@ def test_mining_with_the_real_model_is_seeded() -> None:
     )
     assert first == second
     assert first[0].negative_ids and first[0].negative_ids[0] not in {"a#0", "b#0"}  # b#0 mentions the concept
+
+
+def test_a_chunk_refused_for_one_concept_stays_a_negative_for_another() -> None:
+    """The guard remembers mention checks per concept: interleaved concepts must not share answers."""
+    kostka = Concept(id="kostka", name="Kostka number", score=1.0)
+    hall = Concept(id="hall", name="Hall algebra", score=1.0)
+    texts = {
+        "a#0": "Kostka numbers count tableaux.",
+        "h#0": "Hall algebras of finite modules.",
+        "x#0": "Kostka numbers meet Hall algebras.",  # mentions both
+        "k#0": "Kostka numbers for skew shapes.",     # mentions Kostka only: a negative for Hall's pairs alone
+        "e#0": "Heat equation on manifolds.",
+    }
+    ids = list(texts)
+    chunk_vectors = np.stack([_unit([1, 0, 0]), _unit([0, 1, 0]), _unit([0.6, 0.6, 0.1]),
+                              _unit([0.5, 0.5, 0.2]), _unit([0.1, 0.1, 1])])
+    pairs = [  # interleaved, so a memory shared across concepts would answer for the wrong one
+        Pair("Kostka number", "a#0", PairKind.CONCEPT_NAME, "kostka"),
+        Pair("Hall algebra", "h#0", PairKind.CONCEPT_NAME, "hall"),
+        Pair("Kostka numbers", "a#0", PairKind.CONCEPT_NAME, "kostka"),
+        Pair("Hall algebras", "h#0", PairKind.CONCEPT_NAME, "hall"),
+    ]
+    anchors = np.stack([_unit([0.7, 0.7, 0])] * 4)  # k#0 and x#0 rank above every positive's own score
+    positives = np.stack([chunk_vectors[0], chunk_vectors[1], chunk_vectors[0], chunk_vectors[1]])
+    guard = FalseNegativeGuard(pairs, {"kostka": kostka, "hall": hall}, texts, margin=2.0)  # no score refusals
+    mined, stats = mine_hard_negatives(pairs, ids, anchors, chunk_vectors, positives, guard,
+                                       MiningConfig(negatives_per_pair=1, candidates=1))
+    # Kostka's pairs skip x#0 and k#0 (both mention it) for the other concept's h#0; Hall's skip x#0 only
+    assert [p.negative_ids for p in mined] == [("h#0",), ("k#0",), ("h#0",), ("k#0",)]
+    assert stats.refused["contains the anchor's concept"] == 2 * 2 + 2 * 1  # Kostka: x, k; Hall: x
+    for pair in mined:  # the one-pair rule agrees with what mining did
+        reason = guard.refusal(pair, "k#0", 0.0, 1.0)
+        assert (reason is None) == (pair.group == "hall")
