@@ -16,17 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
+from fieldtune.embedding_cache import EmbeddingCache
 from fieldtune.encoders import EncoderBackend, backend_for, load_backend
 from fieldtune.encoders import ray as ray_backend
 from fieldtune.encoders.openvino import OpenVinoModel
 from fieldtune.evaluate.plots import CARD_FIGURES
 from fieldtune.hardware import supports_bf16, threads_for_idle_cores, torch_threads
-from fieldtune.hashing import path_sha256, text_sha256, texts_sha256
+from fieldtune.hashing import path_sha256, text_sha256
 from fieldtune.model_record import ModelRecord
 from fieldtune.models import resolve_model
 from fieldtune.quantize import int8_model, int8_supported
 from fieldtune.training.query_model import shared_document_encoder
-from fieldtune.workdir import atomic_write
 
 logger = logging.getLogger("fieldtune.encoding")
 
@@ -232,19 +232,20 @@ class Encoder:
             return self.document_encoder().encode(texts, kind=kind)
         if not self.use_cache:
             return self._encode(texts, kind)
-        path = cache_dir() / "embeddings" / f"{self.fingerprint()}-{kind}-{texts_sha256(texts)[:24]}.npy"
-        if path.exists():
-            try:
-                cached = np.load(path)
-                if cached.shape[0] == len(texts):
-                    logger.info("reusing %d cached %s embeddings from %s", len(texts), kind, path)
-                    return cached
-            except (OSError, ValueError):
-                logger.warning("ignoring unreadable cache file %s", path)
-        vectors = self._encode(texts, kind)
-        try:
-            with atomic_write(path, "wb") as handle:
-                np.save(handle, vectors)
-        except OSError as error:  # a read-only cache must not fail the evaluation
-            logger.warning("could not write embedding cache %s: %s", path, error)
+        cache = EmbeddingCache(cache_dir() / "embeddings", self.fingerprint(), kind)
+        cached = cache.exact(texts)
+        if cached is not None:
+            logger.info("reusing %d cached %s embeddings from %s", len(texts), kind, cache.path(texts))
+            return cached
+        # A part of texts encoded before (the gate's pool of the corpus mining encoded) is read, not re-encoded.
+        gathered = cache.gather(texts)
+        if gathered.vectors is None:
+            vectors = self._encode(texts, kind)
+        else:
+            vectors = gathered.vectors
+            logger.info("reusing %d of %d %s embeddings cached by earlier encodes; encoding %d",
+                        len(texts) - len(gathered.missing), len(texts), kind, len(gathered.missing))
+            if gathered.missing:
+                vectors[gathered.missing] = self._encode([texts[i] for i in gathered.missing], kind)
+        cache.store(texts, vectors)
         return vectors

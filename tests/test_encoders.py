@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fieldtune import embedding_cache
+from fieldtune.embedding_cache import DIGESTS_SUFFIX, EmbeddingCache, text_digests
 from fieldtune.encoders import ENCODER_BACKENDS, BackendSpec, backend_for, load_backend, onnx, sentence_transformers
 from fieldtune.encoding import Encoder, normalize
 from fieldtune.models import ModelRef, resolve_model
@@ -26,12 +29,14 @@ class KeywordBackend:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.texts: list[str] = []  # every text encoded, in order
 
     def get_embedding_dimension(self) -> int:
         return len(self.KEYWORDS)
 
     def _vectors(self, texts: list[str]) -> np.ndarray:
         self.calls += 1
+        self.texts.extend(texts)
         return np.array([[3.0 * text.lower().count(word) for word in self.KEYWORDS] for text in texts])
 
     def encode_query(self, texts: list[str], *, batch_size: int, show_progress: bool) -> np.ndarray:
@@ -108,3 +113,62 @@ def test_sentence_transformers_backend_embeds_like_sentence_transformers() -> No
     expected = normalize(np.asarray(backend.model.encode_query(TEXTS, convert_to_numpy=True), dtype=np.float32))
     encoded = Encoder("minilm", precision="fp32", use_cache=False, show_progress=False).encode(TEXTS, kind="query")
     np.testing.assert_allclose(encoded, expected, atol=1e-6)
+
+
+def _keyword_encoder() -> Encoder:
+    return Encoder("minilm", precision="fp32", backend="keywords", show_progress=False)
+
+
+def test_a_subset_of_cached_texts_is_read_and_only_new_texts_are_encoded(
+    keyword_backend: KeywordBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FIELDTUNE_CACHE", str(tmp_path))
+    corpus = [f"kostka {'heat ' * i}" for i in range(6)]
+    whole = _keyword_encoder().encode(corpus, kind="document")
+    request = [corpus[4], "short heat", corpus[1], corpus[4]]  # reordered, repeated, one new text
+    keyword_backend.texts.clear()
+    part = _keyword_encoder().encode(request, kind="document")
+    assert keyword_backend.texts == ["short heat"]
+    np.testing.assert_array_equal(part[[0, 2, 3]], whole[[4, 1, 4]])
+    np.testing.assert_allclose(part[1], _keyword_encoder().encode(["short heat"], kind="document")[0])
+    keyword_backend.texts.clear()
+    np.testing.assert_array_equal(_keyword_encoder().encode(request, kind="document"), part)  # now an exact hit
+    assert keyword_backend.texts == []
+    _keyword_encoder().encode(corpus[:2], kind="query")  # another kind: a query is not served a document's row
+    assert keyword_backend.texts == corpus[:2]
+
+
+def test_cache_files_without_their_digests_serve_exact_hits_but_no_rows(
+    keyword_backend: KeywordBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an interrupted write can leave (vectors, no digests; or digests of another length) is never misread."""
+    monkeypatch.setenv("FIELDTUNE_CACHE", str(tmp_path))
+    corpus = ["kostka", "heat", "kostka heat"]
+    encoder = _keyword_encoder()
+    encoder.encode(corpus, kind="document")
+    cache = EmbeddingCache(tmp_path / "embeddings", encoder.fingerprint(), "document")
+    digests = tmp_path / "embeddings" / cache.path(corpus).name.replace(".npy", DIGESTS_SUFFIX)
+    assert digests.is_file() and not list((tmp_path / "embeddings").glob(".*tmp"))
+    digests.unlink()
+    keyword_backend.texts.clear()
+    encoder.encode(corpus, kind="document")
+    assert keyword_backend.texts == []  # still an exact hit
+    encoder.encode(corpus[:2], kind="document")
+    assert keyword_backend.texts == corpus[:2]  # no digests: no rows taken from it
+    np.save(digests, text_digests(corpus[:2]))  # digests that do not match the vectors' rows
+    keyword_backend.texts.clear()
+    encoder.encode(corpus[1:], kind="document")
+    assert keyword_backend.texts == ["kostka heat"]  # "heat" from the two-text file (whole), not the mismatched one
+
+
+def test_the_subset_search_reads_only_the_newest_files(
+    keyword_backend: KeywordBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FIELDTUNE_CACHE", str(tmp_path))
+    monkeypatch.setattr(embedding_cache, "SUBSET_SOURCES", 1)
+    _keyword_encoder().encode(["kostka"], kind="document")
+    os.utime(next((tmp_path / "embeddings").glob(f"*{DIGESTS_SUFFIX}")), (1, 1))  # the oldest
+    _keyword_encoder().encode(["heat"], kind="document")
+    keyword_backend.texts.clear()
+    _keyword_encoder().encode(["heat", "kostka"], kind="document")
+    assert keyword_backend.texts == ["kostka"]  # beyond the newest file: encoded again
