@@ -57,3 +57,17 @@ def test_an_index_of_a_built_model_uses_the_weight_its_gate_chose(tmp_path: Path
     plain = Index.build(corpus, tmp_path / "plain", model="minilm", progress=False)
     assert plain.dense_weight == DENSE_WEIGHT and "dense_weight" not in json.loads(
         (tmp_path / "plain" / "index.json").read_text())
+
+
+def test_a_rotation_appended_to_a_model_leaves_its_fusion_weight_as_it_was(dev_set: Path, tmp_path: Path) -> None:
+    """Why the gate chooses the weight on the winner's own (cached) encodings, not the rotated model's."""
+    from fieldtune.models import load_model
+    from fieldtune.rotation import add_rotation
+
+    model_dir = tmp_path / "model"
+    load_model("minilm", device="cpu").save(str(model_dir))
+    before = choose_dense_weight(str(model_dir), dev_set, "fp32")
+    add_rotation(model_dir, [f"{c['title']} {c['text']}" for c in TINY_CORPUS], precision="fp32")
+    after = choose_dense_weight(str(model_dir), dev_set, "fp32")
+    assert before is not None and after is not None
+    assert after["scores"] == before["scores"] and after["dense_weight"] == before["dense_weight"]

@@ -132,6 +132,10 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
         record = run_gate(candidates, config.base, dev, config=config.gate, precision=config.encode_precision(),
                           seed=config.seed, require_significance=not users_queries)
         source = Path(record.directory) if record.chosen != "base" else _base_copy(ctx, next(iter(candidates.values())))
+    # The fusion weight is scored with the weights the gate already encoded its dev set with (the kept base's
+    # saved copy, or the winner with a rotation appended, would encode it again): a rotation changes no cosine
+    # at full dimension, the dense scores the weight is chosen on.
+    scored = ctx.config.base if record.chosen == "base" else str(source)
     # The rotation is appended to both routes of a model: a query-side build keeps the base's document
     # vectors (indexes built with the base stay valid), whichever candidate wins, so only a build that trains
     # the full model alone rotates.
@@ -145,8 +149,6 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
                                                    precision=config.encode_precision().value))
         source = final
     install_model(source, ctx.output(MODEL))
-    # scored with the weights the gate already encoded with (the kept base's saved copy would be a cache miss)
-    scored = config.base if record.chosen == "base" else str(source)
     record = record.with_hybrid(_hybrid_weight(ctx, dev, scored)).relative_to(ctx.workdir.root)
     record.write(ctx.output(MODEL))
     return record.stats()
