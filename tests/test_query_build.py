@@ -47,6 +47,8 @@ def test_query_side_build_keeps_document_vectors_and_gates_on_held_out_queries(t
     # Unlabelled held-out queries: candidates are judged by how closely they follow the teacher.
     assert gate.required_significance is False and gate.metric == TEACHER_METRIC
     assert set(gate.gains or {}) == {"adapted", "adapted-averaged"}
+    # The teacher judged those dev queries: a fusion weight chosen on them would be circular; search's default stays.
+    assert gate.hybrid is None and gate.dense_weight is None
     # The adapted model loads without fieldtune; its documents are the base's, bit for bit.
     adapted = SentenceTransformer(str(out / "adapted" / "model"))
     base = load_model("minilm", device="cpu")
