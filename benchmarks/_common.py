@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,14 @@ from fieldtune.hardware import cpu_features
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED_DATA = Path(os.environ.get("FIELDTUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def deadline_of(stop_at: str | None) -> float | None:
+    """``HH:MM`` (UTC, today) as epoch seconds; None without one (a benchmark slot's end, ``--stop-at``)."""
+    if not stop_at:
+        return None
+    hour, minute = (int(part) for part in stop_at.split(":"))
+    return datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
 
 
 def hardware() -> dict[str, Any]:
