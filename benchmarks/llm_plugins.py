@@ -180,12 +180,13 @@ def minutes_left(stop_at: str | None, minutes: float) -> float:
     return max(0.0, min(minutes, (end - now).total_seconds() / 60))
 
 
-def timings(work: Path, step: str, measured: dict[str, Any], threads: int, load: Sequence[float]) -> list[dict]:
+def timings(work: Path, step: str, measured: dict[str, Any], threads: int, load: Sequence[float],
+            started: str) -> list[dict]:
     """Every run's timing of ``step`` in ``work`` (this run's appended when it asked anything)."""
     path = work / TIMINGS
     if measured["chunks"]:
         record = {"step": step, **measured, "threads": threads, "load_average_at_start": [round(x, 2) for x in load],
-                  "at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+                  "at": started}
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
     if not path.is_file():
@@ -228,6 +229,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logger.info("work directory (answer caches, timings): %s", work)
     cache = ExtractionCache(work / "extraction-cache.jsonl")
     load = os.getloadavg()
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # the run's start, as its timings say
     budget = ConceptConfig().concept_budget(len(docs))  # the whole fixture's budget, also when fewer were extracted
     with endpoint(args) as llm:
         done, extract_run = extract(llm, chunks, cache, minutes_left(args.stop_at, args.extract_minutes))
@@ -238,8 +240,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     graphs["statistical"] = build_graph(done, config=ConceptConfig(max_concepts=budget), cache_dir=work,
                                         progress=False)
     n_docs_done = len({c.doc_id for c in done})
-    runs = {"extract": timings(work, "extract", extract_run, args.threads, load),
-            "queries": timings(work, "queries", query_run, args.threads, load)}
+    runs = {step: timings(work, step, measured, args.threads, load, started)
+            for step, measured in (("extract", extract_run), ("queries", query_run))}
     rates = {step: per_100(step_runs) for step, step_runs in runs.items()}
     slowest = {step: max(rate.values()) for step, rate in rates.items() if rate}
     return {
@@ -262,7 +264,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _rate(rates: dict[str, float]) -> str:
-    return ", ".join(f"{value} ({key.replace('_', ' ')})" for key, value in rates.items()) or "not measured"
+    return ", ".join(f"{value} ({key.split('_')[0]} server thread{'s' * (key != '1_threads')})"
+                     for key, value in rates.items()) or "not measured"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -279,16 +282,18 @@ def markdown(result: dict[str, Any]) -> str:
         f"| query generation | {q['chunks']} | {_rate(per['queries'])} | {q['queries']} queries, "
         f"{q['per_chunk']} per chunk, {q['chunks_with_a_query']} chunks with at least one |", "",
         "Runs (each asks only what the caches lack; load average of the 2-core machine at the run's start):", "",
-        "| step | at | server threads | chunks asked | seconds | load average |", "|---|---|---|---|---|---|",
+        "| step | run started | server threads | chunks asked | seconds | load average |", "|---|---|---|---|---|---|",
     ]
     for step, runs in result["runs"].items():
         lines += [f"| {step} | {run['at']} | {run['threads']} | {run['chunks']} | {run['seconds']} | "
                   f"{run['load_average_at_start'][0]} |" for run in runs]
     left = result["extrapolated_seconds_left"]
     if ex["chunks"] < result["chunks"] or q["chunks"] < result["chunks"]:
-        lines += ["", f"Not done: {result['chunks'] - ex['chunks']} chunks left to extract, "
-                  f"{result['chunks'] - q['chunks']} to write queries for; extrapolated (not measured) at the slowest "
-                  "rate above: " + ", ".join(f"{k} {v / 60:.0f} min" for k, v in left.items() if v is not None) + "."]
+        todo = {"extract": result["chunks"] - ex["chunks"], "queries": result["chunks"] - q["chunks"]}
+        lines += ["", "Not done: " + ", ".join(
+            f"{step} for {n} chunks" + (f" (about {left[step] / 60:.0f} min at the slowest rate measured for it, "
+                                        "extrapolated)" if left[step] is not None else "")
+            for step, n in todo.items() if n) + "."]
     lines += ["", "Graphs of the extracted chunks, each with the concept budget of all "
               f"{result['documents']} documents (max_concepts {result['max_concepts']}):", "",
               "| graph | min_df | concepts | edges by type | kinds |", "|---|---|---|---|---|"]
