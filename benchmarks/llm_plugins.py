@@ -48,7 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, SHARED_DATA, hardware, hardware_line, write_results  # noqa: E402
+from _common import RESULTS, SHARED_DATA, deadline_of, hardware, hardware_line, write_results  # noqa: E402
 
 from fieldtune.chunking import ChunkingConfig, chunk_documents, load_tokenizer  # noqa: E402
 from fieldtune.concepts import ConceptConfig, ConceptGraph, ExtractionCache, build_graph, get_extractor  # noqa: E402
@@ -172,12 +172,8 @@ def queries(llm: LLMEndpoint, chunks: Sequence[Chunk], cache: Path,
 
 def minutes_left(stop_at: str | None, minutes: float) -> float:
     """``minutes``, or fewer where ``stop_at`` (HH:MM UTC, today) comes sooner."""
-    if not stop_at:
-        return minutes
-    now = datetime.now(timezone.utc)
-    hour, minute = (int(part) for part in stop_at.split(":"))
-    end = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return max(0.0, min(minutes, (end - now).total_seconds() / 60))
+    deadline = deadline_of(stop_at)
+    return minutes if deadline is None else max(0.0, min(minutes, (deadline - time.time()) / 60))
 
 
 def timings(work: Path, step: str, measured: dict[str, Any], threads: int, load: Sequence[float],
