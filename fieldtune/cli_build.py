@@ -31,7 +31,8 @@ MaxTokensOpt = Annotated[int, typer.Option(help="Chunk length in model tokens.")
 OverlapOpt = Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")]
 OnErrorOpt = Annotated[OnError, typer.Option(
     "--on-error", help="A malformed record: stop the run, or skip it and count it.")]
-MinDfOpt = Annotated[int, typer.Option("--min-df", help="A concept must occur in at least this many documents.")]
+MinDfOpt = Annotated[int | None, typer.Option(
+    "--min-df", help="A concept must occur in at least this many documents (default: 2; 1 with the llm extractor).")]
 MaxDfOpt = Annotated[float, typer.Option(
     "--max-df", help="Terms in more than this fraction of documents are too generic to be concepts.")]
 QueriesOpt = Annotated[Path | None, typer.Option(
@@ -67,7 +68,7 @@ ConceptExtractorOpt = Annotated[str | None, typer.Option(
 
 
 def _config(*, base: str, budget_minutes: float, seed: int, eval_data: list[Path] | None, max_tokens: int,
-            overlap: int, on_error: OnError, min_df: int, max_df: float, max_concepts: int | None,
+            overlap: int, on_error: OnError, min_df: int | None, max_df: float, max_concepts: int | None,
             queries: Path | None, train_data: Path | None, mode: TrainingMode, pseudo_queries: str | None = None,
             llm_url: str | None = None, llm_model: str | None = None, llm_chat: bool = False,
             concept_extractor: str | None = None):
@@ -118,7 +119,7 @@ def _command(until: str, doc: str) -> Callable[..., None]:
     def command(
         corpus: CorpusArg, out: OutOpt, base: BaseOpt = "minilm", budget_minutes: BudgetOpt = 15.0, seed: SeedOpt = 0,
         eval_data: EvalDataOpt = None, max_tokens: MaxTokensOpt = 256, overlap: OverlapOpt = 32,
-        on_error: OnErrorOpt = OnError.STOP, min_df: MinDfOpt = 2, max_df: MaxDfOpt = 0.2,
+        on_error: OnErrorOpt = OnError.STOP, min_df: MinDfOpt = None, max_df: MaxDfOpt = 0.2,
         max_concepts: MaxConceptsOpt = None, queries: QueriesOpt = None, train_data: TrainDataOpt = None,
         mode: ModeOpt = TrainingMode.AUTO, pseudo_queries: PseudoQueriesOpt = None, ray: RayOpt = None,
         ray_workers: RayWorkersOpt = None, llm_url: LlmUrlOpt = None, llm_model: LlmModelOpt = None,

@@ -21,7 +21,9 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
 
 
 def _params(config: BuildConfig) -> Mapping[str, Any]:
-    return {"config": asdict(config.concepts), "model": config.base, "extractor": config.concepts.extractor}
+    # the floor as resolved: a build that leaves min_df unset keys like one that gave the same floor explicitly
+    concepts = {**asdict(config.concepts), "min_df": config.concepts.doc_floor()}
+    return {"config": concepts, "model": config.base, "extractor": config.concepts.extractor}
 
 
 STAGE = Stage(
