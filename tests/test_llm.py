@@ -156,6 +156,26 @@ def test_an_unreachable_endpoint_fails_fast_naming_the_url(tmp_path: Path) -> No
     assert time.monotonic() - started < 10
 
 
+def test_a_chunk_without_a_usable_query_is_asked_again_with_the_answer_begun(tmp_path: Path) -> None:
+    from fieldtune.pseudo_queries.llm import RETRY_PRIMER, _retry_key, parse_queries, query_cache_key
+
+    url = f"http://127.0.0.1:{_closed_port()}"
+    config = PseudoQueryConfig(llm=LLMEndpoint(url, "gemma"), llm_cache=str(tmp_path / "q.jsonl"))
+    chunks = [Chunk("a#0", "a", 0, TEXT, 0, len(TEXT), 30), Chunk("b#0", "b", 0, "Banach spaces.", 0, 14, 3)]
+    answered, empty = (query_cache_key(c.text, config) for c in chunks)
+    cache = AnswerCache(tmp_path / "q.jsonl")
+    cache.put_many({answered: ["kostka numbers"], empty: []})
+    # the empty answer is not final: the primed question is asked, here of a closed port
+    with pytest.raises(LLMEndpointError, match=url):
+        PSEUDO_QUERY_SOURCES["llm"].generate(chunks, None, config)
+    # the primer is part of the answer the model continues
+    primed = parse_queries(RETRY_PRIMER + " is a Banach space?", "Banach spaces.", config)
+    assert primed == ["What is a Banach space?"]
+    cache.put_many({_retry_key(empty): primed})
+    found = PSEUDO_QUERY_SOURCES["llm"].generate(chunks, None, config)  # every answer cached: no request
+    assert [(c.group, c.query.text) for c in found] == [("a", "kostka numbers"), ("b", "What is a Banach space?")]
+
+
 def test_answer_cache_survives_an_interrupted_write(tmp_path: Path) -> None:
     path = tmp_path / "answers.jsonl"
     AnswerCache(path).put_many({"a": ["q1"], "b": {"concepts": []}})
