@@ -64,14 +64,20 @@ class BM25Index:
         known = self._known_words(queries)
         indices = np.zeros((len(queries), k), dtype=np.int64)
         scores = np.zeros((len(queries), k), dtype=np.float32)
-        rows = [i for i, words in enumerate(known) if words]
-        if rows and k > 0:
-            found, found_scores = self._retriever.retrieve(
-                [known[i] for i in rows], k=k, show_progress=False, n_threads=0,  # 0: no thread pool per search
-                weight_mask=None if mask is None else np.asarray(mask, dtype=np.float32),
-            )
-            indices[rows] = np.asarray(found)
-            scores[rows] = np.asarray(found_scores)
+        if k <= 0:
+            return indices, scores
+        weights = None if mask is None else np.asarray(mask, dtype=np.float32)
+        # bm25s' own retrieve() costs ~1.2 ms a query in set-up (a progress wrapper, batching) around a
+        # 0.1 ms score computation on 15k texts; scoring and taking the top k here is the same ranking.
+        for i, words in enumerate(known):
+            if not words:
+                continue
+            row_scores = np.asarray(self._retriever.get_scores(words), dtype=np.float32)
+            if weights is not None:
+                row_scores = row_scores * weights
+            top = np.argpartition(-row_scores, k - 1)[:k] if k < self.size else np.arange(self.size)
+            top = top[np.lexsort((top, -row_scores[top]))]  # best first, ties by row
+            indices[i], scores[i] = top, row_scores[top]
         return indices, scores
 
     def scores(self, query: str) -> np.ndarray:
