@@ -105,11 +105,14 @@ class LoadMonitor(threading.Thread):
                 at = round(time.perf_counter() - self.started, 1)
                 for pid, rows in conn.execute("SELECT pid, tuples_processed FROM pg_stat_progress_copy").fetchall():
                     self.samples.append({"t": at, "command": "COPY", "pid": pid, "done": rows})
+                # index_relid is 0 during a plain CREATE INDEX: the index is named from the statement itself
                 progress = conn.execute(
-                    "SELECT pid, index_relid, phase, tuples_done, tuples_total FROM pg_stat_progress_create_index"
+                    "SELECT p.pid, substring(a.query from 'CREATE INDEX IF NOT EXISTS \"?(\\w+)'), p.phase, "
+                    "p.tuples_done, p.tuples_total FROM pg_stat_progress_create_index p JOIN pg_stat_activity a "
+                    "USING (pid)"
                 ).fetchall()
                 for pid, index, phase, done, total in progress:
-                    self.samples.append({"t": at, "command": "CREATE INDEX", "pid": pid, "index": int(index),
+                    self.samples.append({"t": at, "command": "CREATE INDEX", "pid": pid, "index": index or "?",
                                          "phase": phase, "done": done, "total": total})
                 pids = {sample["pid"] for sample in self.samples if sample["t"] == at}
                 if self.deadline is not None and time.time() >= self.deadline and pids:
@@ -120,9 +123,9 @@ class LoadMonitor(threading.Thread):
                     return
 
     def summary(self, rows: int) -> dict[str, Any]:
-        """How far the load got: the COPY's rows and rate, then each index build's (first: HNSW on the full vector)."""
+        """How far the load got: the COPY's rows and rate, then each index build's, by index name."""
         copy = [s for s in self.samples if s["command"] == "COPY"]
-        builds: dict[int, list[dict[str, Any]]] = {}
+        builds: dict[str, list[dict[str, Any]]] = {}
         for sample in self.samples:
             if sample["command"] == "CREATE INDEX":
                 builds.setdefault(sample["index"], []).append(sample)
@@ -132,9 +135,10 @@ class LoadMonitor(threading.Thread):
             out["copy"] = {"rows_done": copy[-1]["done"], "seen_s": [copy[0]["t"], copy[-1]["t"]],
                            "rows_per_s": round(copy[-1]["done"] / max(copy[-1]["t"], 1e-9))}
         out["indexes"] = []
-        for samples in builds.values():
+        for name, samples in builds.items():
             loading = [s for s in samples if s["done"]]
-            entry: dict[str, Any] = {"phases": sorted({s["phase"] for s in samples}), "seen_s": [samples[0]["t"],
+            entry: dict[str, Any] = {"index": name, "phases": sorted({s["phase"] for s in samples}),
+                                     "seen_s": [samples[0]["t"],
                                      samples[-1]["t"]], "rows_done": samples[-1]["done"], "rows_total": rows}
             if len(loading) >= 2:
                 first, last = loading[0], loading[-1]
@@ -311,7 +315,7 @@ def progress_text(r: dict[str, Any]) -> str:
         parts.append(f"Binary COPY: {copy['rows_done']:,} rows seen copied by {copy['seen_s'][1]:.0f} s "
                      f"(about {copy['rows_per_s']:,} rows/s, the tsvector and the Python row encoding included).")
     for number, index in enumerate(progress["indexes"]):
-        what = "HNSW on the full vector" if number == 0 else f"index {number + 1}"
+        what = index.get("index") or ("HNSW on the full vector" if number == 0 else f"index {number + 1}")
         text = (f"{what}: phases {', '.join(str(p) for p in index['phases'])}; {index['rows_done']:,} of "
                 f"{index['rows_total']:,} rows in the graph at {index['seen_s'][1]:.0f} s")
         if "rows_per_s" in index:
