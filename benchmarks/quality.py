@@ -209,7 +209,9 @@ def main() -> None:
         payload["protocols"][protocol] = run_protocol(protocol, sets, args)
         write_json(args.out.with_suffix(".partial.json"), payload)  # a crash later keeps what was measured
         plot(payload["protocols"][protocol], args.out.with_name(f"{args.out.name}_{protocol}.png"))
-    write_json(args.out.with_suffix(".json"), payload)
+    with atomic_write(args.out.with_suffix(".json")) as handle:
+        # compact: the per-query scores of four sets make an indented file of ~3 MB to commit
+        json.dump(payload, handle, separators=(",", ":"))
     with atomic_write(args.out.with_suffix(".md")) as handle:
         handle.write(markdown(payload))
     args.out.with_suffix(".partial.json").unlink(missing_ok=True)  # kept only while a run is in progress
