@@ -115,7 +115,7 @@ def markdown(payload: dict) -> str:
     rows = []
     for name, seconds in payload["stages"].items():
         own = encodes.get(name.split(" ")[0], [])
-        detail = ", ".join(f"{e['texts']:,} {e['kind']}s {e['seconds']:.0f} s" for e in own) or "-"
+        detail = ", ".join(f"{e['texts']:,} {e['kind']} texts {e['seconds']:.0f} s" for e in own) or "-"
         rows.append(f"| {name} | {seconds:.0f} | {detail} |")
     bound = payload["bound_seconds"]
     finished = payload["finished"]
