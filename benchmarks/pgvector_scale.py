@@ -62,7 +62,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, hardware, hardware_line, write_results  # noqa: E402
+from _common import RESULTS, deadline_of, hardware, hardware_line, write_results  # noqa: E402
 from search import DIM, DIMS, embedding_like, exact_top, latency, recall, state_of, timed, write_vectors  # noqa: E402
 
 from fieldtune.search.ann import AnnConfig, AnnIndex  # noqa: E402
@@ -150,14 +150,6 @@ class LoadMonitor(threading.Thread):
                              projected_s=round(rows / rate) if rate > 0 else None)
             out["indexes"].append(entry)
         return out
-
-
-def deadline_of(stop_at: str | None) -> float | None:
-    """``HH:MM`` (UTC, today) as epoch seconds; None without one."""
-    if not stop_at:
-        return None
-    hour, minute = (int(part) for part in stop_at.split(":"))
-    return datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
 
 
 def graph_of(args: argparse.Namespace) -> dict[str, int]:
