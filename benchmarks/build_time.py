@@ -102,6 +102,23 @@ def stage_seconds(work: Path, log: Path, wall: float) -> dict[str, float]:
     return stages
 
 
+def stage_outcomes(work: Path) -> dict:
+    """What the stages that decide the time did: training steps and why it stopped, mining's pairs, the gate's pick."""
+    manifest = work / "manifest.json"
+    if not manifest.is_file():
+        return {}
+    entries = json.loads(manifest.read_text(encoding="utf-8"))["stages"]
+    stats = {name: entry.get("stats") or {} for name, entry in entries.items()}
+    train = stats.get("train", {})
+    outcomes = {"train": {k: train.get(k) for k in ("steps", "best_step", "stopped_by", "planned_steps",
+                                                     "scheduled_steps") if k in train},
+                "gate": {k: stats.get("gate", {}).get(k) for k in ("chosen", "scores")}}
+    mine = stats.get("mine", {})
+    outcomes["mine"] = {split: {k: v for k, v in values.items() if not isinstance(v, dict)}
+                        for split, values in mine.items() if isinstance(values, dict)}
+    return outcomes
+
+
 def corpus_encode_from_log(encodes: dict[str, list[dict]], chunks: int) -> dict | None:
     """The mine stage's encode of the chunks (the base model, the build's precision): one corpus encode."""
     for encode in encodes.get("mine", []):
@@ -145,6 +162,8 @@ def markdown(payload: dict) -> str:
         f"One encode of the {payload['chunks']:,} chunks with the base model ({payload['precision']}), from "
         f"{source}: {encode}.{bound_text} **{verdict}** ({payload['wall_seconds']:.0f} s).",
         "",
+        f"What the deciding stages did: {json.dumps(payload.get('outcomes', {}))}",
+        "",
     ])
 
 
@@ -168,6 +187,7 @@ def main() -> None:
         load_start = [round(x, 2) for x in os.getloadavg()]
         wall, finished = run_build(command, {**os.environ, "FIELDTUNE_CACHE": str(cache)}, log, deadline)
         stages = stage_seconds(work, log, wall)
+        outcomes = stage_outcomes(work)
         encodes = encodes_by_stage(log)
         chunks = sum(1 for _ in read_jsonl(work / "chunks.jsonl"))
         from_log = corpus_encode_from_log(encodes, chunks)
@@ -180,7 +200,8 @@ def main() -> None:
         else:  # stopped before the mine stage's encode, with no time left for one: the stages alone
             encode, precision, source = None, None, "none"
     payload = {"hardware": hardware(), "data": args.data.name, "budget_minutes": budget, "chunks": chunks,
-               "stages": stages, "encodes": encodes, "finished": finished, "wall_seconds": round(wall, 1),
+               "stages": stages, "outcomes": outcomes, "encodes": encodes, "finished": finished,
+               "wall_seconds": round(wall, 1),
                "encode_seconds": None if encode is None else round(encode, 1), "encode_source": source,
                "encode_in_mine": from_log, "precision": precision,
                "bound_seconds": None if encode is None else round(budget * 60 + 2 * encode + 90, 1),

@@ -21,12 +21,12 @@ from fieldtune.embedding_cache import EmbeddingCache
 from fieldtune.encoders import EncoderBackend, backend_for, load_backend
 from fieldtune.encoders import ray as ray_backend
 from fieldtune.encoders.openvino import OpenVinoModel
-from fieldtune.evaluate.plots import CARD_FIGURES
 from fieldtune.hardware import supports_bf16, threads_for_idle_cores, torch_threads
 from fieldtune.hashing import path_sha256, text_sha256
-from fieldtune.model_record import ModelRecord
+from fieldtune.model_record import NON_WEIGHT_FILES, ModelRecord
 from fieldtune.models import resolve_model
 from fieldtune.quantize import int8_model, int8_supported
+from fieldtune.rotation_record import UnrotatedSource, unrotated_source
 from fieldtune.training.query_model import shared_document_encoder
 
 logger = logging.getLogger("fieldtune.encoding")
@@ -86,8 +86,6 @@ def truncate(vectors: np.ndarray, dim: int) -> np.ndarray:
     return normalize(vectors[:, :dim])
 
 
-#: files and folders beside a model's weights that do not change its embeddings (left out of the cache key)
-NON_WEIGHT_FILES = ("README.md", "gate.json", CARD_FIGURES)
 
 
 class Encoder:
@@ -124,6 +122,10 @@ class Encoder:
         self._fingerprint: str | None = None
         self._weights: str | None = None
         self._documents: Encoder | None = None
+        #: a rotated build model's unrotated weights: their cached embeddings, rotated, are this model's
+        self._unrotated: UnrotatedSource | None = None
+        #: whether the backend leaves the rotation out (an int8 rotated model runs its unrotated weights' graph)
+        self._rotates = False
 
     @property
     def model(self) -> EncoderBackend:
@@ -134,7 +136,16 @@ class Encoder:
                 self._model = self._int8_backend()
             if self._model is None:
                 self._model = load_backend(self.ref, self.precision.value, self.backend_name)
+                if self.precision is Precision.FP32 and self._plain_local():  # rotated in fp32 by the model itself
+                    self._unrotated = unrotated_source(Path(self.ref.location))
         return self._model
+
+    def _plain_local(self) -> bool:
+        return self.backend_name == "sentence-transformers" and self.ref.kind != "hub"
+
+    def weights_key(self) -> str:
+        """Identifies the weights (a hub id, or a hash of the model's files): what its int8 model is made for."""
+        return self._weights_key()
 
     def _weights_key(self) -> str:
         if self._weights is None:
@@ -155,12 +166,37 @@ class Encoder:
         plain = self.backend_name == "sentence-transformers"
         query_side = plain and self.ref.kind != "hub" and shared_document_encoder(self.ref.location) is not None
         location = None
-        if plain:
-            location = int8_model(self.spec, self._weights_key(), cache_dir(), route="query" if query_side else None)
+        auto = self.requested is Precision.AUTO  # auto takes int8 only where it is faster; --precision int8 always
+        unrotated = unrotated_source(Path(self.ref.location)) if self._plain_local() and not query_side else None
+        if unrotated is not None:
+            # the unrotated weights' own int8 model (made when they were encoded), then the exact rotation
+            location = int8_model(self.spec, unrotated.weights_key, cache_dir(), drop_rotation=True,
+                                  require_faster=auto)
+            if location is not None:
+                self._unrotated, self._rotates = unrotated, True
+        elif plain:
+            location = int8_model(self.spec, self._weights_key(), cache_dir(), route="query" if query_side else None,
+                                  require_faster=auto)
         if location is None:
             self.precision = Precision.FP32
             return None
         return OpenVinoModel(location, threads=threads_for_idle_cores())
+
+    def rotate(self, vectors: np.ndarray) -> np.ndarray:
+        """The backend's unit-norm output as this model's embeddings: times the rotation its int8 graph leaves out."""
+        return vectors @ self._unrotated.rotation if self._rotates and self._unrotated is not None else vectors
+
+    def _unrotated_cache(self, kind: str) -> EmbeddingCache | None:
+        """The unrotated weights' cache (their fingerprint at this precision), for a rotated build model.
+
+        In int8 this model runs their graph; in fp32 its own output equals theirs times the rotation
+        to float rounding (about 1e-7).
+        """
+        _ = self.model  # settles the precision and finds the unrotated weights
+        if self._unrotated is None:
+            return None
+        settings = f"{self._unrotated.weights_key}|{self.precision.value}|{self.model.max_seq_length}"
+        return EmbeddingCache(cache_dir() / "embeddings", text_sha256(settings)[:24], kind)
 
     def _settle_auto(self, count: int) -> None:
         """auto on an int8 CPU: int8 for a job of at least INT8_MIN_TEXTS texts, else fp32.
@@ -211,7 +247,7 @@ class Encoder:
             seconds = time.perf_counter() - started
             logger.info("encoded %d %s texts in %.1fs (%.0f/s, %s)", len(texts), kind, seconds,
                         len(texts) / max(seconds, 1e-9), self.precision.value)
-        return normalize(np.asarray(vectors, dtype=np.float32))
+        return self.rotate(normalize(np.asarray(vectors, dtype=np.float32)))
 
     def document_encoder(self) -> Encoder:
         """Who encodes this model's documents: itself, or its base for a query-side model.
@@ -248,13 +284,23 @@ class Encoder:
             return cached
         # A part of texts encoded before (the gate's pool of the corpus mining encoded) is read, not re-encoded.
         gathered = cache.gather(texts)
-        if gathered.vectors is None:
+        vectors, missing = gathered.vectors, gathered.missing
+        unrotated = self._unrotated_cache(kind) if missing else None
+        if unrotated is not None:  # what the unrotated weights encoded (a kept base's corpus, say), rotated
+            found = unrotated.gather([texts[i] for i in missing])
+            if found.vectors is not None:
+                if vectors is None:
+                    vectors = np.zeros((len(texts), found.vectors.shape[1]), dtype=np.float32)
+                absent = set(found.missing)
+                hits = [row for i, row in enumerate(missing) if i not in absent]
+                vectors[hits] = np.delete(found.vectors, found.missing, axis=0) @ self._unrotated.rotation
+                missing = [missing[i] for i in found.missing]
+        if vectors is None:
             vectors = self._encode(texts, kind)
         else:
-            vectors = gathered.vectors
             logger.info("reusing %d of %d %s embeddings cached by earlier encodes; encoding %d",
-                        len(texts) - len(gathered.missing), len(texts), kind, len(gathered.missing))
-            if gathered.missing:
-                vectors[gathered.missing] = self._encode([texts[i] for i in gathered.missing], kind)
+                        len(texts) - len(missing), len(texts), kind, len(missing))
+            if missing:
+                vectors[missing] = self._encode([texts[i] for i in missing], kind)
         cache.store(texts, vectors)
         return vectors

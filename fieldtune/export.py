@@ -194,7 +194,8 @@ def _publish(staging: Path, out: Path, previous: set[str]) -> None:
         _replace_export(staging, out, previous)
 
 
-def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 17, route: str | None = None) -> Path:
+def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 17, route: str | None = None,
+                drop_rotation: bool = False) -> Path:
     """Export ``model_spec`` to ``out`` and return it.
 
     ``route`` exports one route of a query-side model (``"query"``: its trained query
@@ -212,6 +213,8 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
     ref = resolve_model(model_spec)
     model = load_model(model_spec, device="cpu")
     transformer, pooling, normalize, linear = _module_stack(route_modules(model, route) if route else model)
+    if drop_rotation:
+        linear = None
     tokenizer = _tokenizer_of(transformer)
     wrapped = _Pooled.make(transformer.auto_model.float().eval(), pooling, normalize, linear)
     sample = tokenizer(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fieldtune.errors import InputError
+from fieldtune.evaluate.plots import CARD_FIGURES
 from fieldtune.workdir import write_json
 
 #: ``extra`` keys of a query-side model (fieldtune.training.query_model) that describe the trained weights' routes
@@ -28,6 +29,8 @@ TRAINED_ROUTE_KEYS = ("query_side", "document_fingerprint")
 
 #: File name of the training record inside a model directory (the only definition).
 MODEL_RECORD = "fieldtune.json"
+#: files and folders a build writes beside a model's weights that do not change its embeddings
+NON_WEIGHT_FILES = ("README.md", "gate.json", CARD_FIGURES)
 #: File name of the quality gate's record inside a build's ``model/``.
 GATE_RECORD = "gate.json"
 

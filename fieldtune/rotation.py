@@ -13,6 +13,12 @@ full): SciFact 93% -> 99%, CISI 91% -> 98%, arXiv titles -> abstracts 95% ->
 
 It is stored as a bias-free ``Dense`` layer with the identity activation
 after ``Normalize``, so the model still loads in plain sentence-transformers.
+
+A build rotates a model it already encoded (the gate's winner, or the kept
+base). Its record (``ROTATION_FILE``) names that model's weights, so an int8
+encode of the rotated model runs the unrotated model's int8 graph and applies
+the rotation exactly, and reuses that model's cached embeddings: the build's
+evaluation of a kept, rotated base encodes nothing (:mod:`fieldtune.encoding`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from fieldtune.rotation_record import ROTATION_FILE, record_unrotated_source
 
 logger = logging.getLogger("fieldtune.rotation")
 
@@ -44,8 +52,14 @@ def principal_rotation(embeddings: np.ndarray) -> np.ndarray:
     return (rotation * np.where(signs == 0, 1.0, signs)).astype(np.float32)
 
 
-def add_rotation(model_dir: Path, texts: Sequence[str], *, seed: int = 0, precision: str = "auto") -> dict[str, float]:
+def add_rotation(model_dir: Path, texts: Sequence[str], *, seed: int = 0, precision: str = "auto",
+                 source: str | None = None) -> dict[str, float]:
     """Fit the rotation on (a sample of) ``texts`` encoded as documents and append it to ``model_dir``'s model.
+
+    ``source``, if given, is a model whose embeddings ``model_dir``'s equal (the
+    model it was copied from, or the base a kept-base copy was saved from): the
+    fit reads its cached embeddings, and the rotated model is recorded as that
+    model plus the rotation (:func:`unrotated_source`).
 
     Returns the share of the embeddings' energy in the first 64/128/256
     coordinates before and after, for the build's records.
@@ -59,7 +73,8 @@ def add_rotation(model_dir: Path, texts: Sequence[str], *, seed: int = 0, precis
     sample = list(texts)
     if len(sample) > SAMPLE_TEXTS:
         sample = random.Random(seed).sample(sample, SAMPLE_TEXTS)
-    encoder = Encoder(str(model_dir), precision=precision, use_cache=False, show_progress=False)
+    encoder = Encoder(source or str(model_dir), precision=precision, use_cache=source is not None,
+                      show_progress=False)
     embeddings = encoder.encode(sample, kind="document")
     rotation = principal_rotation(embeddings)
     dimension = rotation.shape[0]
@@ -68,7 +83,10 @@ def add_rotation(model_dir: Path, texts: Sequence[str], *, seed: int = 0, precis
     with torch.no_grad():
         layer.linear.weight.copy_(torch.from_numpy(rotation.T.copy()))
     model.append(layer)
+    (model_dir / ROTATION_FILE).unlink(missing_ok=True)  # a copied model's record is not this rotation's
     model.save(str(model_dir))
+    if source is not None:
+        record_unrotated_source(model_dir, encoder.weights_key(), rotation)
     rotated = embeddings @ rotation
     energy = {}
     for dim in (64, 128, 256):
@@ -79,3 +97,4 @@ def add_rotation(model_dir: Path, texts: Sequence[str], *, seed: int = 0, precis
         "appended a %d x %d principal rotation fitted on %d texts: %s", dimension, dimension, len(sample), energy
     )
     return {"texts": len(sample), **energy}
+

@@ -71,6 +71,7 @@ def test_int8_encoder_agrees_with_fp32_and_records_its_check(own_cache: Path) ->
 @needs_openvino
 def test_auto_decides_by_the_job_size_alone(own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("fieldtune.encoding.supports_bf16", lambda: False)
+    monkeypatch.setattr(quantize, "MIN_SPEEDUP", 0.0)  # int8 whatever its speed on this CPU (tested below)
     small = Encoder("minilm", use_cache=False, show_progress=False)
     small.encode(TEXTS, kind="query")
     assert small.precision is Precision.FP32  # even though an int8 minilm exists here (the test above)
@@ -99,6 +100,66 @@ def test_a_query_side_model_in_int8_uses_its_query_route_and_its_base_documents(
     assert (queries * fp32).sum(axis=1).mean() >= 0.99
     base_int8 = Encoder("minilm", precision="int8", use_cache=False, show_progress=False)
     np.testing.assert_array_equal(adapted.encode(TEXTS, kind="document"), base_int8.encode(TEXTS, kind="document"))
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_a_rotated_copy_in_int8_is_its_source_rotated_and_encodes_nothing_its_source_encoded(
+        own_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from fieldtune.models import load_model
+    from fieldtune.rotation import add_rotation
+    from fieldtune.rotation_record import ROTATION_MATRIX, unrotated_source
+
+    corpus = [f"{text} (passage {i})" for i, text in enumerate(TEXTS * 6)]
+    source = Encoder("minilm", precision="int8", show_progress=False).encode(corpus, kind="document")
+    load_model("minilm", device="cpu").save(str(tmp_path / "kept"))  # a build's kept-base copy
+    add_rotation(tmp_path / "kept", corpus, precision="int8", source="minilm")
+    rotation = np.load(tmp_path / "kept" / ROTATION_MATRIX)
+    made = sorted((own_cache / "int8").iterdir())
+
+    rotated = Encoder(str(tmp_path / "kept"), precision="int8", show_progress=False)
+    calls: list[int] = []
+    encode = rotated._encode
+    monkeypatch.setattr(rotated, "_encode", lambda texts, kind: calls.append(len(texts)) or encode(texts, kind))
+    np.testing.assert_allclose(rotated.encode(corpus, kind="document"), source @ rotation, atol=1e-6)
+    assert calls == [] and rotated.precision is Precision.INT8  # read from the source's cache
+    assert sorted((own_cache / "int8").iterdir()) == made  # the source's int8 model, not a new one
+    assert rotated.fingerprint() != Encoder("minilm", precision="int8").fingerprint()
+
+    fresh = rotated.encode(TEXTS, kind="query")  # not cached: the source's int8 graph, then the rotation
+    assert calls == [len(TEXTS)]
+    plain = SentenceTransformer(str(tmp_path / "kept"), device="cpu").encode_query(TEXTS, normalize_embeddings=True)
+    assert (fresh * plain).sum(axis=1).min() >= 0.98 and (fresh * plain).sum(axis=1).mean() >= 0.99
+
+    source_fp32 = Encoder("minilm", precision="fp32", show_progress=False).encode(corpus, kind="document")
+    rotated_fp32 = Encoder(str(tmp_path / "kept"), precision="fp32", show_progress=False)
+    monkeypatch.setattr(rotated_fp32, "_encode", lambda texts, kind: calls.append(-len(texts)) or [])
+    np.testing.assert_allclose(rotated_fp32.encode(corpus, kind="document"), source_fp32 @ rotation, atol=1e-6)
+    assert calls == [len(TEXTS)]  # fp32: read from the source's fp32 cache too
+
+    config = tmp_path / "kept" / "config_sentence_transformers.json"
+    config.write_text(config.read_text() + " ")  # edited after the build: no shortcut
+    assert unrotated_source(tmp_path / "kept") is None
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_auto_takes_int8_only_where_it_was_faster_and_int8_asked_for_still_gets_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIELDTUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("fieldtune.encoding.supports_bf16", lambda: False)
+    monkeypatch.setattr(quantize, "MIN_SPEEDUP", 1000.0)  # no CPU runs int8 1000x faster than fp32
+    auto = Encoder("minilm", use_cache=False, show_progress=False)
+    auto.prepare(INT8_MIN_TEXTS)
+    assert auto.precision is Precision.FP32
+    (made,) = [path for path in (tmp_path / "cache" / "int8").iterdir() if path.is_dir()]
+    verdict = json.loads((made / quantize.CHECK_FILE).read_text())
+    assert verdict["accepted"] and verdict["speedup"] > 0
+    asked = Encoder("minilm", precision="int8", use_cache=False, show_progress=False)
+    asked.encode(TEXTS, kind="document")
+    assert asked.precision is Precision.INT8
 
 
 @pytest.mark.slow

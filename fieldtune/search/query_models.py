@@ -256,7 +256,7 @@ class QueryEmbedder:
         prompt = graph.prompts.get("query", "")
         multiple = PAD_TOKENS if graph.max_seq_length % PAD_TOKENS == 0 else None
         feed = graph.feed([prompt + text for text in texts], pad_to_multiple_of=multiple)
-        return normalize(np.asarray(graph.run_batch(feed), dtype=np.float32))
+        return self.encoder.rotate(normalize(np.asarray(graph.run_batch(feed), dtype=np.float32)))
 
     def warm_up(self) -> None:
         """Load the model (and its one-thread int8 graph), compute the cache key's parts, encode once."""

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from fieldtune.config import BuildConfig
-from fieldtune.encoding import Encoder
+from fieldtune.encoding import Encoder, document_text
 from fieldtune.errors import FieldtuneError
+from fieldtune.evaluate.beir import load_beir
 from fieldtune.evaluate.fusion_weight import choose_dense_weight
 from fieldtune.evaluate.pooled import pooled_dev_set
 from fieldtune.gate import average_with_base, run_gate, run_teacher_gate
@@ -144,14 +145,24 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
         if final.exists():
             shutil.rmtree(final)
         shutil.copytree(source, final)
-        texts = list(ctx.artifacts.chunk_texts().values())
-        record = record.with_rotation(add_rotation(final, texts, seed=config.seed,
-                                                   precision=config.encode_precision().value))
+        record = record.with_rotation(add_rotation(final, _rotation_texts(ctx, dev, record.chosen), seed=config.seed,
+                                                   precision=config.encode_precision().value, source=scored))
         source = final
     install_model(source, ctx.output(MODEL))
     record = record.with_hybrid(_hybrid_weight(ctx, dev, scored)).relative_to(ctx.workdir.root)
     record.write(ctx.output(MODEL))
     return record.stats()
+
+
+def _rotation_texts(ctx: StageContext, dev: Path, chosen: str) -> list[str]:
+    """Chunks to fit the rotation on, among those the model it rotates has encoded (read from the cache).
+
+    Mining encoded every chunk with the base; a trained winner encoded the gate's pool of them.
+    """
+    if chosen != "base" and dev == ctx.output(GATE_DEV):
+        pool = load_beir(dev)
+        return [document_text(doc.title, doc.text) for doc in pool.corpus.values()]
+    return list(ctx.artifacts.chunk_texts().values())
 
 
 def _hybrid_weight(ctx: StageContext, dev: Path, model: str) -> dict[str, Any] | None:
