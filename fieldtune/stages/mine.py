@@ -10,6 +10,7 @@ from fieldtune.config import BuildConfig
 from fieldtune.mining import mine_with_model
 from fieldtune.stages.artifacts import CHUNKS, GRAPH, MINED, PAIR_TEXTS, PAIRS
 from fieldtune.stages.base import Stage, StageContext
+from fieldtune.training_reach import pairs_within_reach
 from fieldtune.workdir import write_jsonl
 
 MINED_SPLITS = ("train", "dev")
@@ -19,9 +20,17 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
     texts = ctx.artifacts.all_texts()
     concepts = {c.id: c for c in ctx.artifacts.graph().concepts}
     precision = ctx.config.encode_precision().value
-    stats = {}
+    stats: dict[str, Any] = {}
     for split in MINED_SPLITS:
-        mined, mining_stats = mine_with_model(ctx.artifacts.pairs(split), texts, concepts, model=ctx.config.base,
+        pairs = ctx.artifacts.pairs(split)
+        if split == "train":  # only what the training budget can reach (fieldtune.training_reach)
+            train = ctx.config.train_config()
+            reach = pairs_within_reach(pairs, texts, base=ctx.config.base, budget_minutes=train.budget_minutes,
+                                       batch_size=train.batch_size, max_seq_length=train.max_seq_length,
+                                       seed=ctx.config.mining.seed)
+            stats["reach"] = reach.stats(len(pairs))
+            pairs = reach.pairs
+        mined, mining_stats = mine_with_model(pairs, texts, concepts, model=ctx.config.base,
                                               config=ctx.config.mining, precision=precision)
         write_jsonl(ctx.output(f"{MINED}/{split}.jsonl"), (p.to_dict() for p in mined))
         stats[split] = mining_stats.to_dict()
@@ -29,7 +38,10 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
 
 
 def _params(config: BuildConfig) -> Mapping[str, Any]:
-    return {**asdict(config.mining), "model": config.base, "precision": config.encode_precision().value}
+    train = config.train_config()
+    return {**asdict(config.mining), "model": config.base, "precision": config.encode_precision().value,
+            "reach": {"budget_minutes": train.budget_minutes, "batch_size": train.batch_size,
+                      "max_seq_length": train.max_seq_length}}
 
 
 STAGE = Stage(
