@@ -20,12 +20,11 @@ import numpy as np
 from fieldtune.embedding_cache import EmbeddingCache
 from fieldtune.encoders import EncoderBackend, backend_for, load_backend
 from fieldtune.encoders import ray as ray_backend
-from fieldtune.encoders.openvino import OpenVinoModel
 from fieldtune.hardware import supports_bf16, threads_for_idle_cores, torch_threads
 from fieldtune.hashing import path_sha256, text_sha256
 from fieldtune.model_record import NON_WEIGHT_FILES, ModelRecord
 from fieldtune.models import resolve_model
-from fieldtune.quantize import int8_model, int8_supported
+from fieldtune.quantize import int8_model, int8_supported, load_int8
 from fieldtune.rotation_record import UnrotatedSource, unrotated_source
 from fieldtune.training.query_model import shared_document_encoder
 
@@ -55,10 +54,11 @@ LARGE_ENCODE = 256
 
 
 def auto_precision() -> Precision:
-    """bf16 where the device the encoder runs on computes it natively, else int8 where it can be made, else fp32.
+    """bf16 where the device computes it natively, else int8 where it can be made here, else fp32.
 
-    ``int8`` here means "int8 if this model's int8 version agrees with fp32": the
-    :class:`Encoder` falls back to fp32 for a model whose int8 version was rejected.
+    ``int8`` here means "int8 if this model's int8 version agrees with fp32 and
+    ran faster than it here": the :class:`Encoder` falls back to fp32 otherwise.
+    Which int8 depends on the CPU (:func:`fieldtune.quantize.int8_recipe`).
     """
     if supports_bf16():
         return Precision.BF16
@@ -180,7 +180,7 @@ class Encoder:
         if location is None:
             self.precision = Precision.FP32
             return None
-        return OpenVinoModel(location, threads=threads_for_idle_cores())
+        return load_int8(location, threads=threads_for_idle_cores())
 
     def rotate(self, vectors: np.ndarray) -> np.ndarray:
         """The backend's unit-norm output as this model's embeddings: times the rotation its int8 graph leaves out."""

@@ -194,6 +194,20 @@ def _publish(staging: Path, out: Path, previous: set[str]) -> None:
         _replace_export(staging, out, previous)
 
 
+def quantize_weights_int8(fp32: Path, out: Path) -> None:
+    """ONNX Runtime's dynamic int8: the weight matrices per output channel, activations quantised as they come.
+
+    Products of two activations (attention's) stay fp32.
+    """
+    require_extra("onnxruntime", "onnx")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
+        op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
+    )
+
+
 def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 17, route: str | None = None,
                 drop_rotation: bool = False) -> Path:
     """Export ``model_spec`` to ``out`` and return it.
@@ -239,13 +253,7 @@ def export_onnx(model_spec: str, out: Path, *, int8: bool = False, opset: int = 
             )
         onnx.checker.check_model(str(fp32))
         if int8:
-            require_extra("onnxruntime", "onnx")
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            quantize_dynamic(
-                str(fp32), str(staging / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=True,
-                op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
-            )
+            quantize_weights_int8(fp32, staging / ONNX_FILE)
             fp32.unlink()
         tokenizer.save_pretrained(str(staging))
         record = {

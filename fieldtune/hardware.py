@@ -34,11 +34,18 @@ class CpuFeatures:
     avx512_bf16: bool
     #: AMX tiles with bf16 (Sapphire Rapids and later).
     amx: bool
+    #: VNNI on 256-bit vectors (Intel Alder Lake and later client CPUs)
+    avx_vnni: bool = False
 
     @property
     def native_bf16(self) -> bool:
         """bf16 arithmetic in hardware: without it, bf16 is emulated and slower than fp32."""
         return self.avx512_bf16 or self.amx
+
+    @property
+    def int8_dot_products(self) -> bool:
+        """int8 dot products in one instruction (VNNI): without them int8 models ran slower than fp32 (Zen 3)."""
+        return self.avx512_vnni or self.avx_vnni or self.amx
 
 
 #: Our feature names -> the /proc/cpuinfo flag that proves each.
@@ -48,6 +55,7 @@ _CPUINFO_FLAGS = {
     "avx512_vnni": "avx512_vnni",
     "avx512_bf16": "avx512_bf16",
     "amx": "amx_bf16",
+    "avx_vnni": "avx_vnni",
 }
 
 #: Our feature names -> torch.cpu probes, for systems without /proc/cpuinfo.

@@ -12,10 +12,15 @@ from fieldtune import quantize
 from fieldtune.calibration import calibration_texts
 from fieldtune.encoding import INT8_MIN_TEXTS, Encoder, Precision
 from fieldtune.models import DamagedModelError, resolve_model
-from fieldtune.onnx_layout import OPENVINO_FILE
+from fieldtune.onnx_layout import ONNX_FILE, OPENVINO_FILE
 
 needs_openvino = pytest.mark.skipif(not quantize.int8_supported(),
-                                    reason="openvino/nncf not installed (fieldtune[fast])")
+                                    reason="this CPU's int8 runtime is not installed (fieldtune[fast])")
+
+
+def _graph_file() -> str:
+    """The int8 graph this CPU's recipe makes: OpenVINO's with VNNI, ONNX Runtime's without."""
+    return OPENVINO_FILE if quantize.int8_recipe() == quantize.OPENVINO_RECIPE else ONNX_FILE
 
 TEXTS = [
     "The integral of a rational function can be computed by partial fractions.",
@@ -62,9 +67,25 @@ def test_int8_encoder_agrees_with_fp32_and_records_its_check(own_cache: Path) ->
     verdict = json.loads((made / quantize.CHECK_FILE).read_text())
     assert verdict["accepted"] and verdict["mean_cosine"] >= quantize.MIN_MEAN_COSINE
     assert "avx2" in verdict["hardware"]["cpu_features"]  # the CPU it was made and checked on
-    stamp = (made / OPENVINO_FILE).stat().st_mtime_ns
+    stamp = (made / _graph_file()).stat().st_mtime_ns
     Encoder("minilm", precision="int8", use_cache=False, show_progress=False).encode(TEXTS[:1], kind="query")
-    assert (made / OPENVINO_FILE).stat().st_mtime_ns == stamp  # made once, then reused
+    assert (made / _graph_file()).stat().st_mtime_ns == stamp  # made once, then reused
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("recipe", "graph", "runtime"), [
+    (quantize.OPENVINO_RECIPE, OPENVINO_FILE, "openvino"), (quantize.ONNXRUNTIME_RECIPE, ONNX_FILE, "onnxruntime")])
+def test_each_recipe_makes_a_faithful_int8_model_on_its_runtime(
+        recipe: str, graph: str, runtime: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip(runtime)
+    monkeypatch.setenv("FIELDTUNE_CACHE", str(tmp_path))
+    monkeypatch.setattr(quantize, "int8_recipe", lambda: recipe)  # whichever this CPU would pick
+    encoder = Encoder("minilm", precision="int8", use_cache=False, show_progress=False)
+    cosines = (encoder.encode(TEXTS, kind="document") * _fp32(TEXTS, "document")).sum(axis=1)
+    assert encoder.precision is Precision.INT8 and cosines.mean() >= 0.99, cosines
+    (made,) = [path for path in (tmp_path / "int8").iterdir() if path.is_dir()]
+    verdict = json.loads((made / quantize.CHECK_FILE).read_text())
+    assert verdict["recipe"] == recipe and (made / graph).is_file() and verdict["speedup"] > 0
 
 
 @pytest.mark.slow
@@ -175,7 +196,7 @@ def test_a_rejected_int8_model_falls_back_to_fp32_and_is_not_remade(tmp_path: Pa
     (verdict_file,) = (tmp_path / "int8").glob(f"*/{quantize.CHECK_FILE}")
     verdict = json.loads(verdict_file.read_text())
     assert not verdict["accepted"] and "below" in verdict["reason"]
-    assert not (verdict_file.parent / OPENVINO_FILE).exists()
+    assert not (verdict_file.parent / _graph_file()).exists()
     stamp = verdict_file.stat().st_mtime_ns
     again = Encoder("minilm", precision="int8", use_cache=False, show_progress=False)
     again.encode(TEXTS[:1], kind="query")
@@ -192,7 +213,7 @@ def test_a_damaged_int8_model_is_named(own_cache: Path, tmp_path: Path) -> None:
     copy.mkdir()
     for entry in made.iterdir():
         copy.joinpath(entry.name).write_bytes(entry.read_bytes())
-    (copy / OPENVINO_FILE).write_text("<net", encoding="utf-8")
-    with pytest.raises(DamagedModelError, match="openvino_model.xml"):
+    (copy / _graph_file()).write_text("<net", encoding="utf-8")
+    with pytest.raises(DamagedModelError, match=_graph_file()):
         Encoder(str(copy), use_cache=False, show_progress=False).encode(TEXTS[:1], kind="query")
     assert resolve_model(str(copy)).kind == "local"

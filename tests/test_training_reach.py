@@ -36,3 +36,15 @@ def test_the_sample_does_not_depend_on_the_pairs_file_order() -> None:
     order = seeded_order(PAIRS, 7)
     reversed_order = seeded_order(PAIRS[::-1], 7)
     assert [PAIRS[i] for i in order] == [PAIRS[::-1][i] for i in reversed_order]
+
+
+def test_the_dev_split_shrinks_with_a_sampled_training_split_only() -> None:
+    from fieldtune.training_reach import DEV_SHARE, MIN_DEV_BATCHES, Reach, dev_within_reach
+
+    dev = PAIRS[:200]
+    sampled = Reach(PAIRS[:100], step_seconds=1.0, budget_seconds=60.0)
+    kept = dev_within_reach(dev, sampled, offered=len(PAIRS), batch_size=4, seed=7)
+    assert len(kept) == max(MIN_DEV_BATCHES * 4, math.ceil(DEV_SHARE * 100)) and set(kept) <= set(dev)
+    assert set(kept) == set(dev_within_reach(dev[::-1], sampled, offered=len(PAIRS), batch_size=4, seed=7))
+    everything = Reach(list(PAIRS), step_seconds=None, budget_seconds=None)
+    assert dev_within_reach(dev, everything, offered=len(PAIRS), batch_size=4, seed=7) == dev

@@ -24,7 +24,8 @@ class OnnxModel(GraphModel):
         ort = require_extra("onnxruntime", "onnx")
         super().__init__(path)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        self.threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = self.threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         graph = self.path / ONNX_FILE
         try:

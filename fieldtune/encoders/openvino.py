@@ -35,6 +35,10 @@ class OpenVinoModel(GraphModel):
         self.request = self.compiled.create_infer_request()
         self.output = self.compiled.output(0)
 
+    @property
+    def threads(self) -> int:
+        return int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
+
     def run_batch(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         return np.array(self.request.infer(feed)[self.output], dtype=np.float32)
 

@@ -35,11 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from fieldtune.encoders.graph_model import GraphModel
+from fieldtune.encoders.onnx import OnnxModel
 from fieldtune.encoders.openvino import OpenVinoModel
 from fieldtune.encoding import Encoder, normalize
 from fieldtune.errors import FieldtuneError
 from fieldtune.hardware import torch_threads
 from fieldtune.models import load_model
+from fieldtune.quantize import load_int8
 from fieldtune.search.manifest import IndexManifest, QueryModelPointer
 from fieldtune.search.query_cache import QueryEmbeddingCache, QueryKey
 from fieldtune.search.state import file_lock
@@ -183,7 +186,7 @@ class QueryEmbedder:
         self.cache = cache
         self._lock = lock
         self._identity: tuple[str, str] | None = None
-        self._graph: OpenVinoModel | None = None  # the int8 model with one inference thread, for few queries
+        self._graph: GraphModel | None = None  # the int8 model with one inference thread, for few queries
         self._waiting: list[tuple[str, Future[np.ndarray]]] = []  # texts whose callers wait for the encoder
         self._waiting_lock = threading.Lock()
 
@@ -263,7 +266,7 @@ class QueryEmbedder:
         self.identity()
         self.encode([WARM_UP_TEXT])
 
-    def _single_thread_graph(self) -> OpenVinoModel | None:
+    def _single_thread_graph(self) -> GraphModel | None:
         """The int8 model compiled with one inference thread, or None when the encoder is not int8.
 
         The encoder compiles its int8 model for corpus-sized batches (as many threads as
@@ -271,9 +274,8 @@ class QueryEmbedder:
         same files (the weights are read twice: ~25 MB for MiniLM).
         """
         model = self.encoder.model
-        if not isinstance(model, OpenVinoModel):
+        if not isinstance(model, (OpenVinoModel, OnnxModel)):
             return None
         if self._graph is None:
-            threads = model.compiled.get_property("INFERENCE_NUM_THREADS")
-            self._graph = model if threads == 1 else OpenVinoModel(model.path, threads=1)
+            self._graph = model if model.threads == 1 else load_int8(model.path, threads=1)
         return self._graph

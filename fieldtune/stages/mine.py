@@ -10,7 +10,7 @@ from fieldtune.config import BuildConfig
 from fieldtune.mining import mine_with_model
 from fieldtune.stages.artifacts import CHUNKS, GRAPH, MINED, PAIR_TEXTS, PAIRS
 from fieldtune.stages.base import Stage, StageContext
-from fieldtune.training_reach import pairs_within_reach
+from fieldtune.training_reach import dev_within_reach, pairs_within_reach
 from fieldtune.workdir import write_jsonl
 
 MINED_SPLITS = ("train", "dev")
@@ -21,15 +21,19 @@ def run(ctx: StageContext) -> Mapping[str, Any]:
     concepts = {c.id: c for c in ctx.artifacts.graph().concepts}
     precision = ctx.config.encode_precision().value
     stats: dict[str, Any] = {}
+    # only what the training budget can reach (fieldtune.training_reach)
+    train, offered = ctx.config.train_config(), ctx.artifacts.pairs("train")
+    seed = ctx.config.mining.seed
+    reach = pairs_within_reach(offered, texts, base=ctx.config.base, budget_minutes=train.budget_minutes,
+                               batch_size=train.batch_size, max_seq_length=train.max_seq_length, seed=seed)
+    stats["reach"] = reach.stats(len(offered))
     for split in MINED_SPLITS:
-        pairs = ctx.artifacts.pairs(split)
-        if split == "train":  # only what the training budget can reach (fieldtune.training_reach)
-            train = ctx.config.train_config()
-            reach = pairs_within_reach(pairs, texts, base=ctx.config.base, budget_minutes=train.budget_minutes,
-                                       batch_size=train.batch_size, max_seq_length=train.max_seq_length,
-                                       seed=ctx.config.mining.seed)
-            stats["reach"] = reach.stats(len(pairs))
+        if split == "train":
             pairs = reach.pairs
+        else:
+            pairs = dev_within_reach(ctx.artifacts.pairs(split), reach, offered=len(offered),
+                                     batch_size=train.batch_size, seed=seed)
+            stats["reach"]["dev_pairs_mined"] = len(pairs)
         mined, mining_stats = mine_with_model(pairs, texts, concepts, model=ctx.config.base,
                                               config=ctx.config.mining, precision=precision)
         write_jsonl(ctx.output(f"{MINED}/{split}.jsonl"), (p.to_dict() for p in mined))
