@@ -86,8 +86,6 @@ def truncate(vectors: np.ndarray, dim: int) -> np.ndarray:
     return normalize(vectors[:, :dim])
 
 
-
-
 class Encoder:
     """A loaded model plus the settings that change its embeddings.
 

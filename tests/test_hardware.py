@@ -62,7 +62,7 @@ def test_describe_is_small_and_json_ready() -> None:
     assert set(info) == {"cpu", "cores", "cpu_features", "cuda", "gpu", "bf16"}
     assert isinstance(info["cpu"], str) and info["cpu"]
     assert isinstance(info["cores"], int) and info["cores"] >= 1
-    assert set(info["cpu_features"]) == {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx"}
+    assert set(info["cpu_features"]) == {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx", "avx_vnni"}
     assert all(isinstance(value, bool) for value in info["cpu_features"].values())
     assert isinstance(info["cuda"], bool) and isinstance(info["bf16"], bool)
     assert (info["gpu"] is None) == (not info["cuda"])
